@@ -87,6 +87,9 @@ mod tests {
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), all.len());
-        assert_eq!(ErrorCode::ResourceExhausted.grpc(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            ErrorCode::ResourceExhausted.grpc(),
+            tonic::Code::ResourceExhausted
+        );
     }
 }

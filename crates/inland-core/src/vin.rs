@@ -20,10 +20,9 @@ impl Vin {
         if len != 17 {
             return Err(VinError::Length(len));
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_digit() || c.is_ascii_uppercase()) || matches!(c, 'I' | 'O' | 'Q'))
-        {
+        if let Some(c) = s.chars().find(|c| {
+            !(c.is_ascii_digit() || c.is_ascii_uppercase()) || matches!(c, 'I' | 'O' | 'Q')
+        }) {
             return Err(VinError::Character(c));
         }
         Ok(Self(s.to_owned()))
@@ -56,8 +55,14 @@ mod tests {
     fn accepts_valid_and_rejects_bad_vins() {
         assert!(Vin::parse("LSVAU2180N2183294").is_ok());
         assert_eq!(Vin::parse("SHORT"), Err(VinError::Length(5)));
-        assert_eq!(Vin::parse("LSVAU2180N218329O"), Err(VinError::Character('O')));
-        assert_eq!(Vin::parse("lsvau2180n2183294"), Err(VinError::Character('l')));
+        assert_eq!(
+            Vin::parse("LSVAU2180N218329O"),
+            Err(VinError::Character('O'))
+        );
+        assert_eq!(
+            Vin::parse("lsvau2180n2183294"),
+            Err(VinError::Character('l'))
+        );
     }
 
     #[test]

@@ -1,0 +1,21 @@
+//! Generated code for Inland's protobuf packages. One module per versioned package.
+
+pub mod ingest {
+    pub mod v1 {
+        tonic::include_proto!("inland.ingest.v1");
+    }
+}
+
+pub mod pipeline {
+    pub mod v1 {
+        tonic::include_proto!("inland.pipeline.v1");
+
+        /// The schema header value for records on `inland.raw.v1`.
+        pub const RAW_RECORD_SCHEMA: &str = "inland.pipeline.v1.RawRecord";
+    }
+}
+
+/// The encoded descriptor set of every package, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/inland_descriptor.bin"));
+
+pub use prost_types::Timestamp;
