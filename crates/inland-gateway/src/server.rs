@@ -1,0 +1,115 @@
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use inland_proto::ingest::v1::vehicle_ingest_server::VehicleIngestServer;
+use inland_stage::Producer;
+use inland_tls::ServerTls;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::service::IngestService;
+use crate::{Error, GatewayConfig, metrics};
+
+/// How vehicles connect: mutual TLS (the default), or plain text on loopback for local
+/// development.
+#[derive(Debug, Clone)]
+pub enum GatewayTls {
+    Mutual(ServerTls),
+    LoopbackPlaintext,
+}
+
+/// A gateway bound to its port, ready to serve.
+pub struct Gateway {
+    listener: TcpListener,
+    service: IngestService,
+    tls: GatewayTls,
+    max_message_bytes: usize,
+}
+
+impl Gateway {
+    /// Checks the configuration and binds the listening socket, so callers learn the
+    /// address (port 0 picks a free one) before serving.
+    pub async fn bind(config: GatewayConfig, producer: Arc<dyn Producer>) -> Result<Self, Error> {
+        let tls = match (&config.tls, config.insecure_plaintext) {
+            (_, true) if !config.listen.ip().is_loopback() => {
+                return Err(Error::Config(format!(
+                    "plain-text gRPC is allowed only on a loopback address, not {}",
+                    config.listen
+                )));
+            }
+            (_, true) => GatewayTls::LoopbackPlaintext,
+            (Some(files), false) => GatewayTls::Mutual(ServerTls {
+                cert: files.cert.clone(),
+                key: files.key.clone(),
+                client_ca: files.client_ca.clone(),
+            }),
+            (None, false) => {
+                return Err(Error::Config(
+                    "gateway.tls is not set: give cert, key and client_ca (`inland dev-certs` makes a set for testing)"
+                        .into(),
+                ));
+            }
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let max_message_bytes = config.max_message_bytes;
+        let service = IngestService::new(config, producer)?;
+        Ok(Self {
+            listener,
+            service,
+            tls,
+            max_message_bytes,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight uploads
+    /// finish (each is acked only once durable).
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let addr = self.local_addr();
+        let mut builder = Server::builder();
+        if let GatewayTls::Mutual(files) = &self.tls {
+            builder = builder.tls_config(files.load()?)?;
+        }
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<VehicleIngestServer<IngestService>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(inland_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| Error::Config(format!("reflection: {e}")))?;
+        let ingest = VehicleIngestServer::new(self.service.clone())
+            .max_decoding_message_size(self.max_message_bytes);
+
+        let rate = self.service.rate_limit().clone();
+        let sweeper = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                rate.forget_idle();
+            }
+        });
+        metrics::serving(addr, matches!(self.tls, GatewayTls::Mutual(_)));
+        let served = builder
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(ingest)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .await;
+        sweeper.abort();
+        Ok(served?)
+    }
+}

@@ -1,0 +1,210 @@
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use futures::{Stream, StreamExt};
+use inland_core::{Vin, topics};
+use inland_proto::ingest::v1::vehicle_ingest_server::VehicleIngest;
+use inland_proto::ingest::v1::{
+    AckStatus, UploadAck, UploadBatchRequest, UploadBatchResponse, UploadRequest,
+};
+use inland_proto::pipeline::v1::RAW_RECORD_SCHEMA;
+use inland_stage::{Producer, Record};
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::dedup::{Claim, Deduplicator};
+use crate::limits::VehicleRateLimit;
+use crate::metrics::{self, Outcome};
+use crate::validate::{self, Window};
+use crate::{Error, GatewayConfig, identity, trace_context};
+
+pub const MESSAGE_ID_HEADER: &str = "inland-message-id";
+pub const SCHEMA_HEADER: &str = "inland-schema";
+
+#[derive(Clone)]
+pub struct IngestService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GatewayConfig,
+    producer: Arc<dyn Producer>,
+    dedup: Deduplicator,
+    rate: VehicleRateLimit,
+}
+
+impl IngestService {
+    pub fn new(config: GatewayConfig, producer: Arc<dyn Producer>) -> Result<Self, Error> {
+        let rate = VehicleRateLimit::new(&config)?;
+        let dedup = Deduplicator::new(&config);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                producer,
+                dedup,
+                rate,
+            }),
+        })
+    }
+
+    pub fn rate_limit(&self) -> &VehicleRateLimit {
+        &self.inner.rate
+    }
+
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<Vin, Status> {
+        identity::vehicle(request, self.inner.config.insecure_plaintext).map_err(|e| {
+            metrics::unauthenticated(&e);
+            Status::from(e)
+        })
+    }
+
+    /// Handles one upload end to end and answers with its ack.
+    async fn handle(&self, vin: &Vin, traceparent: &str, req: UploadRequest) -> UploadAck {
+        let started = Instant::now();
+        let message_id = req.message_id.clone();
+        match self.store(vin, traceparent, req).await {
+            Ok(outcome) => {
+                metrics::upload_acked(outcome, started.elapsed());
+                let status = match outcome {
+                    Outcome::Accepted => AckStatus::Accepted,
+                    Outcome::Duplicate => AckStatus::Duplicate,
+                };
+                UploadAck {
+                    message_id,
+                    status: status.into(),
+                    code: 0,
+                    reason: String::new(),
+                }
+            }
+            Err(e) => {
+                metrics::upload_rejected(&e, started.elapsed());
+                UploadAck {
+                    message_id,
+                    status: AckStatus::Rejected.into(),
+                    code: e.code().grpc() as i32,
+                    reason: e.to_string(),
+                }
+            }
+        }
+    }
+
+    async fn store(
+        &self,
+        vin: &Vin,
+        traceparent: &str,
+        req: UploadRequest,
+    ) -> Result<Outcome, Error> {
+        let config = &self.inner.config;
+        self.inner.rate.check(vin)?;
+        let now = SystemTime::now();
+        let raw = validate::to_raw_record(req, vin, config, &Window::new(config, now))?;
+        let owner = match self.inner.dedup.claim(vin, &raw.message_id).await {
+            Claim::Duplicate => return Ok(Outcome::Duplicate),
+            Claim::Owner(owner) => owner,
+        };
+        let record = Record {
+            key: vin.as_str().as_bytes().to_vec().into(),
+            headers: vec![
+                (
+                    MESSAGE_ID_HEADER.into(),
+                    raw.message_id.clone().into_bytes().into(),
+                ),
+                (SCHEMA_HEADER.into(), RAW_RECORD_SCHEMA.as_bytes().into()),
+                (
+                    trace_context::HEADER.into(),
+                    traceparent.as_bytes().to_vec().into(),
+                ),
+            ],
+            payload: raw.encode_to_vec().into(),
+            timestamp_ms: now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_millis() as i64),
+        };
+        let send = self.inner.producer.send(topics::RAW, record);
+        match tokio::time::timeout(config.delivery_timeout, send).await {
+            Err(_) => Err(Error::DeliveryTimeout(config.delivery_timeout)),
+            Ok(Err(e)) => Err(Error::NotDurable(e.to_string())),
+            Ok(Ok(_)) => {
+                owner.accepted();
+                Ok(Outcome::Accepted)
+            }
+        }
+    }
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<UploadAck, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl VehicleIngest for IngestService {
+    type UploadStream = AckStream;
+
+    async fn upload(
+        &self,
+        request: Request<Streaming<UploadRequest>>,
+    ) -> Result<Response<AckStream>, Status> {
+        let vin = self.authenticate(&request)?;
+        let traceparent = trace_context::from_metadata(request.metadata());
+        let service = self.clone();
+        let in_flight = self.inner.config.max_in_flight_per_stream;
+        let open = StreamGuard::open();
+        // `buffer_unordered` stops reading the inbound stream while `in_flight` uploads
+        // are pending, so a fast vehicle is slowed by HTTP/2 flow control, not buffered.
+        let acks = request
+            .into_inner()
+            .map(move |msg| {
+                let _counted_until_dropped = &open;
+                let (service, vin, traceparent) =
+                    (service.clone(), vin.clone(), traceparent.clone());
+                async move {
+                    match msg {
+                        Ok(req) => Ok(service.handle(&vin, &traceparent, req).await),
+                        Err(status) => Err(status),
+                    }
+                }
+            })
+            .buffer_unordered(in_flight);
+        Ok(Response::new(Box::pin(acks)))
+    }
+
+    async fn upload_batch(
+        &self,
+        request: Request<UploadBatchRequest>,
+    ) -> Result<Response<UploadBatchResponse>, Status> {
+        let vin = self.authenticate(&request)?;
+        let traceparent = trace_context::from_metadata(request.metadata());
+        let requests = request.into_inner().requests;
+        let max = self.inner.config.max_batch_requests;
+        if requests.len() > max {
+            return Err(Error::Invalid(format!(
+                "the batch has {} requests, at most {max} are accepted; split it",
+                requests.len()
+            ))
+            .into());
+        }
+        let acks = futures::future::join_all(
+            requests
+                .into_iter()
+                .map(|req| self.handle(&vin, &traceparent, req)),
+        )
+        .await;
+        Ok(Response::new(UploadBatchResponse { acks }))
+    }
+}
+
+/// Counts a stream open until it is dropped, whichever way it ends.
+struct StreamGuard;
+
+impl StreamGuard {
+    fn open() -> Self {
+        metrics::stream_opened();
+        Self
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        metrics::stream_closed();
+    }
+}
