@@ -36,7 +36,8 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the Kafka cluster is and how to talk to it; builds the producer, consumers and
 /// topics. The producer is idempotent with `acks=all`; consumers commit explicitly.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`, e.g. `127.0.0.1:9092`.
     pub bootstrap_servers: String,
@@ -54,6 +55,13 @@ pub struct KafkaConfig {
     /// `group.id`, `enable.idempotence`, `acks` and `enable.auto.commit` are refused: they
     /// would weaken durability or belong to the fields and methods.
     pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    /// A broker on this machine, as `scripts/kafka.sh start` runs it.
+    fn default() -> Self {
+        Self::new("127.0.0.1:9092")
+    }
 }
 
 impl KafkaConfig {

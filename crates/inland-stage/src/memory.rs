@@ -27,7 +27,8 @@ use crate::{
 };
 
 /// Bounds of every partition of the bus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MemoryBusConfig {
     pub max_records: usize,
     pub max_bytes: usize,

@@ -1,0 +1,69 @@
+//! `inland run`: the whole pipeline in one process on embedded defaults, so a newcomer
+//! sees data flow with one command. Same services as the distributed mode, with the
+//! in-process bus in place of Kafka and dev certificates under the data directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use inland_gateway::Gateway;
+use inland_gateway::GatewayConfig;
+use inland_stage::MemoryBus;
+use inland_tls::DevCerts;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::InlandConfig;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Where local state goes (default `.inland`, or `data_dir` in the config).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Also run a simulated fleet against the gateway.
+    #[arg(long)]
+    pub simulate: bool,
+}
+
+pub async fn run(config: InlandConfig, args: RunArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let bus = MemoryBus::new(config.bus);
+    bus.ensure_topics(&config.topics.specs())?;
+
+    let gateway_config = with_dev_tls(config.gateway.clone(), &config.data_dir)?;
+    let gateway = Gateway::bind(gateway_config, Arc::new(bus.clone())).await?;
+    let addr = gateway.local_addr();
+    let serving = tokio::spawn(gateway.serve(shutdown.clone().cancelled_owned()));
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "embedded pipeline running; Ctrl-C stops it");
+
+    if args.simulate {
+        tracing::warn!("the simulated fleet is not wired yet");
+    }
+    crate::shutdown_signal().await;
+    shutdown.cancel();
+    serving.await.context("gateway task")??;
+    Ok(())
+}
+
+/// Uses (and on first run creates) dev certificates under the data directory unless the
+/// config names real ones.
+fn with_dev_tls(
+    mut gateway: GatewayConfig,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<GatewayConfig> {
+    if gateway.tls.is_some() || gateway.insecure_plaintext {
+        return Ok(gateway);
+    }
+    let files = DevCerts::new(data_dir.join("certs"));
+    if !files.ca_cert().exists() {
+        files
+            .generate(&["localhost".into(), "127.0.0.1".into()], &[])
+            .context("creating dev certificates")?;
+    }
+    gateway.tls = Some(inland_gateway::TlsFiles {
+        cert: files.server_cert(),
+        key: files.server_key(),
+        client_ca: files.ca_cert(),
+    });
+    Ok(gateway)
+}

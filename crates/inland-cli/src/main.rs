@@ -1,0 +1,81 @@
+//! `inland`: every Inland service as a subcommand of one binary.
+
+mod config;
+mod dev_certs;
+mod embedded;
+mod observability;
+mod services;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::InlandConfig;
+
+#[derive(Parser)]
+#[command(name = "inland", version, about = "In-country vehicle data backend")]
+struct Cli {
+    /// A TOML config file; `INLAND__SECTION__KEY` environment variables override it.
+    #[arg(long, global = true, env = "INLAND_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline in one process on embedded defaults (in-process bus, local
+    /// directories), optionally with a simulated fleet.
+    Run(embedded::RunArgs),
+    /// Serve the vehicle upload API, producing to Kafka.
+    Gateway,
+    /// Create Inland's Kafka topics with their partitions and retention (idempotent).
+    Topics,
+    /// Generate a dev fleet CA, a gateway certificate and vehicle certificates.
+    DevCerts(dev_certs::DevCertsArgs),
+}
+
+/// Flags that override the config file and environment; only those given are set.
+#[derive(Serialize, Default)]
+struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let overrides = match &cli.command {
+        Command::Run(args) => Overrides {
+            data_dir: args.data_dir.clone(),
+        },
+        _ => Overrides::default(),
+    };
+    let config: InlandConfig = inland_config::load(cli.config.as_deref(), overrides)?;
+    if let Command::DevCerts(args) = cli.command {
+        return dev_certs::run(args);
+    }
+    observability::init_logs(&config.observability);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        observability::init_metrics(&config.observability)?;
+        match cli.command {
+            Command::Run(args) => embedded::run(config, args).await,
+            Command::Gateway => services::gateway(config).await,
+            Command::Topics => services::create_topics(&config).await,
+            Command::DevCerts(_) => unreachable!("handled before the runtime starts"),
+        }
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail on Unix");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: draining in-flight work");
+}

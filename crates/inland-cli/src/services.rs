@@ -1,0 +1,40 @@
+//! The distributed mode: each service on its own, talking to Kafka.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::InlandConfig;
+
+pub async fn create_topics(config: &InlandConfig) -> anyhow::Result<()> {
+    let specs = config.topics.specs();
+    config
+        .kafka
+        .ensure_topics(&specs)
+        .await
+        .with_context(|| format!("creating topics on {}", config.kafka.bootstrap_servers))?;
+    for spec in specs {
+        println!(
+            "{}  partitions={} retention_ms={} compacted={}",
+            spec.name, spec.partitions, spec.retention_ms, spec.compacted
+        );
+    }
+    Ok(())
+}
+
+pub async fn gateway(config: InlandConfig) -> anyhow::Result<()> {
+    if config.topics.create_on_start {
+        config
+            .kafka
+            .ensure_topics(&config.topics.specs())
+            .await
+            .context("creating topics")?;
+    }
+    let producer = config
+        .kafka
+        .producer()
+        .context("creating the Kafka producer")?;
+    let gateway = inland_gateway::Gateway::bind(config.gateway, Arc::new(producer)).await?;
+    gateway.serve(crate::shutdown_signal()).await?;
+    Ok(())
+}
