@@ -1,1 +1,30 @@
 //! Helpers shared by the benchmarks.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Latencies in microseconds, 1 µs to 60 s, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+pub fn record(h: &mut Histogram<u64>, latency: Duration) {
+    h.saturating_record(latency.as_micros() as u64);
+}
+
+/// `p50/p99` in milliseconds.
+pub fn percentiles_ms(h: &Histogram<u64>) -> (f64, f64) {
+    (
+        h.value_at_quantile(0.50) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+    )
+}
+
+/// Peak resident memory of a process, from /proc (Linux), in MiB.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

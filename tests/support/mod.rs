@@ -1,1 +1,171 @@
-//! Helpers shared by the integration tests: finding the servers the scripts started.
+//! Helpers shared by the integration tests: the servers the scripts started, a gateway on
+//! a free port with fresh dev certificates, and vehicle clients.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use inland_core::Vin;
+use inland_gateway::{Gateway, GatewayConfig, TlsFiles};
+use inland_proto::ingest::v1::vehicle_ingest_client::VehicleIngestClient;
+use inland_proto::ingest::v1::{
+    CameraFrame, Position, Sample, TelemetryBatch, UploadRequest, sample, upload_request,
+};
+use inland_stage::{Consumed, Consumer, KafkaConfig, Producer};
+use inland_tls::{ClientTls, DevCerts, FleetCa};
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+/// The Kafka broker `scripts/kafka.sh start` runs; the tests fail loudly without one.
+pub fn kafka() -> KafkaConfig {
+    let bootstrap = std::env::var("INLAND_KAFKA_BOOTSTRAP").expect(
+        "INLAND_KAFKA_BOOTSTRAP is not set: run `scripts/kafka.sh start`, then \
+         INLAND_KAFKA_BOOTSTRAP=127.0.0.1:9092 (or `make test`, which does both)",
+    );
+    KafkaConfig::new(bootstrap)
+}
+
+/// A random valid VIN, so tests sharing a topic can find their own records by key.
+pub fn random_vin() -> Vin {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPRSTUVWXYZ";
+    let mut rng = rand::rng();
+    let s: String = (0..17)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    Vin::parse(&s).expect("alphabet has no I, O or Q")
+}
+
+/// A gateway serving on 127.0.0.1 with mTLS and its own fleet CA; stops when dropped.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub ca: FleetCa,
+    _certs: tempfile::TempDir,
+    stop: CancellationToken,
+}
+
+impl TestGateway {
+    pub async fn start(mut config: GatewayConfig, producer: Arc<dyn Producer>) -> Self {
+        let certs = tempfile::tempdir().unwrap();
+        let files = DevCerts::new(certs.path());
+        let ca = files.generate(&["localhost".into()], &[]).unwrap();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.tls = Some(TlsFiles {
+            cert: files.server_cert(),
+            key: files.server_key(),
+            client_ca: files.ca_cert(),
+        });
+        let gateway = Gateway::bind(config, producer).await.unwrap();
+        let addr = gateway.local_addr();
+        let stop = CancellationToken::new();
+        tokio::spawn(gateway.serve(stop.clone().cancelled_owned()));
+        Self {
+            addr,
+            ca,
+            _certs: certs,
+            stop,
+        }
+    }
+
+    /// A client presenting a certificate the fleet CA issued for `vin`.
+    pub async fn vehicle(&self, vin: &Vin) -> VehicleIngestClient<Channel> {
+        let identity = self.ca.issue_vehicle(vin).unwrap();
+        self.client_with(ClientTls {
+            server_ca_pem: self.ca.cert_pem().into(),
+            server_name: "localhost".into(),
+            identity,
+        })
+        .await
+        .expect("mTLS connection to the gateway")
+    }
+
+    pub async fn client_with(
+        &self,
+        tls: ClientTls,
+    ) -> Result<VehicleIngestClient<Channel>, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(format!("https://{}", self.addr))?
+            .tls_config(tls.config())?
+            .connect()
+            .await?;
+        Ok(VehicleIngestClient::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20))
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub fn telemetry(message_id: &str, samples: Vec<(&str, sample::Value)>) -> UploadRequest {
+    UploadRequest {
+        message_id: message_id.into(),
+        recorded_at: Some(SystemTime::now().into()),
+        vin: String::new(),
+        payload: Some(upload_request::Payload::Telemetry(TelemetryBatch {
+            samples: samples
+                .into_iter()
+                .map(|(path, value)| Sample {
+                    path: path.into(),
+                    time: Some(SystemTime::now().into()),
+                    value: Some(value),
+                })
+                .collect(),
+        })),
+    }
+}
+
+pub fn speed(message_id: &str, kmh: f32) -> UploadRequest {
+    telemetry(
+        message_id,
+        vec![("Vehicle.Speed", sample::Value::FloatValue(kmh))],
+    )
+}
+
+/// A camera frame; `jpeg_len` pads a JPEG header to that size (the gateway checks only
+/// the SOI marker; the anonymizer decodes).
+pub fn frame(message_id: &str, jpeg_len: usize) -> UploadRequest {
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    jpeg.resize(jpeg_len.max(4), 0);
+    UploadRequest {
+        message_id: message_id.into(),
+        recorded_at: Some(SystemTime::now().into()),
+        vin: String::new(),
+        payload: Some(upload_request::Payload::Frame(CameraFrame {
+            camera_id: "front".into(),
+            captured_at: Some(SystemTime::now().into()),
+            jpeg: jpeg.into(),
+            position: Some(Position {
+                latitude: 39.9,
+                longitude: 116.4,
+                horizontal_accuracy_m: 4.0,
+                fixed_at: None,
+            }),
+        })),
+    }
+}
+
+/// Reads `consumer` until `want` records keyed `vin` arrived, or `timeout` passed.
+pub async fn records_for(
+    consumer: &impl Consumer,
+    vin: &Vin,
+    want: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
+    let mut found = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while found.len() < want {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_) => break,
+            Ok(got) => {
+                let got = got.expect("consume");
+                if got.record.key == vin.as_str().as_bytes() {
+                    found.push(got);
+                }
+            }
+        }
+    }
+    found
+}

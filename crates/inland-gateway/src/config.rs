@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
+    /// Where accepted uploads go; tests and benchmarks use their own topic.
+    pub raw_topic: String,
     /// Server certificate and key, and the fleet CA vehicles' certificates chain to.
     /// `inland run` fills these from its dev certificates when unset.
     pub tls: Option<TlsFiles>,
@@ -55,6 +57,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            raw_topic: inland_core::topics::RAW.into(),
             tls: None,
             insecure_plaintext: false,
             max_message_bytes: 8 << 20,

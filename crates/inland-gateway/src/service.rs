@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use futures::{Stream, StreamExt};
-use inland_core::{Vin, topics};
+use inland_core::Vin;
 use inland_proto::ingest::v1::vehicle_ingest_server::VehicleIngest;
 use inland_proto::ingest::v1::{
     AckStatus, UploadAck, UploadBatchRequest, UploadBatchResponse, UploadRequest,
@@ -122,7 +122,7 @@ impl IngestService {
                 .ok()
                 .map(|d| d.as_millis() as i64),
         };
-        let send = self.inner.producer.send(topics::RAW, record);
+        let send = self.inner.producer.send(&config.raw_topic, record);
         match tokio::time::timeout(config.delivery_timeout, send).await {
             Err(_) => Err(Error::DeliveryTimeout(config.delivery_timeout)),
             Ok(Err(e)) => Err(Error::NotDurable(e.to_string())),

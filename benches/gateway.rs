@@ -1,0 +1,377 @@
+//! Gateway throughput and ack latency over mTLS into the real broker, side by side with a
+//! bare rdkafka producer writing the same bytes with the same settings and the same number
+//! of records in flight (the ceiling).
+//!
+//! Needs a broker (`scripts/kafka.sh start`) and a release `inland` binary; `make
+//! bench-gateway` provides both. The gateway runs as its own process so its peak RSS is
+//! its own. Knobs: BENCH_VEHICLES (default 40), BENCH_WINDOW in-flight per vehicle (32),
+//! BENCH_SECONDS per side (20).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use inland_benches::{latency_histogram, peak_rss_mib, percentiles_ms, record};
+use inland_core::Vin;
+use inland_proto::ingest::v1::vehicle_ingest_client::VehicleIngestClient;
+use inland_proto::ingest::v1::{
+    AckStatus, Sample, TelemetryBatch, UploadRequest, sample, upload_request,
+};
+use inland_proto::pipeline::v1::RawRecord;
+use inland_stage::{KafkaConfig, TopicSpec};
+use inland_tls::{ClientTls, DevCerts};
+use prost::Message;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::Mutex;
+use tonic::transport::Endpoint;
+
+const PARTITIONS: i32 = 6;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Load {
+    vehicles: usize,
+    window: usize,
+    duration: Duration,
+}
+
+struct Result {
+    records: u64,
+    bytes: u64,
+    elapsed: Duration,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Result {
+    fn per_second(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64()
+    }
+    fn print(&self, name: &str) {
+        println!(
+            "{name:<22} {:>10.0} records/s {:>7.1} MB/s   ack p50 {:>6.2} ms  p99 {:>6.2} ms",
+            self.per_second(),
+            self.bytes as f64 / self.elapsed.as_secs_f64() / 1e6,
+            self.p50_ms,
+            self.p99_ms
+        );
+    }
+}
+
+fn vins(n: usize) -> Vec<Vin> {
+    (0..n)
+        .map(|i| Vin::parse(&format!("LBENCH{i:011}")).unwrap())
+        .collect()
+}
+
+/// One upload as a vehicle sends it: a second of 10 Hz speed and position samples.
+fn upload(message_id: String) -> UploadRequest {
+    let now = SystemTime::now();
+    let mut samples = Vec::with_capacity(30);
+    for i in 0..10 {
+        let time = Some((now - Duration::from_millis(100 * (10 - i))).into());
+        let f = i as f64;
+        samples.push(Sample {
+            path: "Vehicle.Speed".into(),
+            time,
+            value: Some(sample::Value::FloatValue(42.0 + i as f32)),
+        });
+        samples.push(Sample {
+            path: "Vehicle.CurrentLocation.Latitude".into(),
+            time,
+            value: Some(sample::Value::DoubleValue(39.9 + f * 1e-5)),
+        });
+        samples.push(Sample {
+            path: "Vehicle.CurrentLocation.Longitude".into(),
+            time,
+            value: Some(sample::Value::DoubleValue(116.4 + f * 1e-5)),
+        });
+    }
+    UploadRequest {
+        message_id,
+        recorded_at: Some(now.into()),
+        vin: String::new(),
+        payload: Some(upload_request::Payload::Telemetry(TelemetryBatch {
+            samples,
+        })),
+    }
+}
+
+/// The exact record bytes the gateway writes for an upload, for the bare producer.
+fn raw_bytes(vin: &Vin) -> Vec<u8> {
+    let req = upload("bench-0".into());
+    let Some(upload_request::Payload::Telemetry(batch)) = req.payload else {
+        unreachable!()
+    };
+    RawRecord {
+        message_id: req.message_id,
+        vin: vin.as_str().into(),
+        recorded_at: req.recorded_at,
+        received_at: Some(SystemTime::now().into()),
+        payload: Some(inland_proto::pipeline::v1::raw_record::Payload::Telemetry(
+            batch,
+        )),
+    }
+    .encode_to_vec()
+}
+
+async fn bare_producer(kafka: &KafkaConfig, topic: &str, load: &Load) -> Result {
+    // The settings the gateway's producer uses (inland_stage::KafkaConfig::producer).
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap_servers)
+        .set("linger.ms", kafka.linger_ms.to_string())
+        .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .expect("bare producer");
+    let vins = vins(load.vehicles);
+    let payload = raw_bytes(&vins[0]);
+    let hist = Arc::new(Mutex::new(latency_histogram()));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for vin in vins {
+        let (producer, payload, hist, topic) = (
+            producer.clone(),
+            payload.clone(),
+            hist.clone(),
+            topic.to_owned(),
+        );
+        let (window, until) = (load.window, start + load.duration);
+        tasks.push(tokio::spawn(async move {
+            let mut in_flight = FuturesUnordered::new();
+            let mut sent = 0u64;
+            let mut local = latency_histogram();
+            loop {
+                while in_flight.len() < window && Instant::now() < until {
+                    let (p, payload, topic, key) = (
+                        producer.clone(),
+                        payload.clone(),
+                        topic.clone(),
+                        vin.as_str().to_owned(),
+                    );
+                    in_flight.push(async move {
+                        let t = Instant::now();
+                        let rec = FutureRecord::to(&topic).key(&key).payload(&payload);
+                        p.send(rec, Duration::from_secs(30))
+                            .await
+                            .expect("delivery");
+                        t.elapsed()
+                    });
+                }
+                match in_flight.next().await {
+                    Some(latency) => {
+                        record(&mut local, latency);
+                        sent += 1;
+                    }
+                    None => break,
+                }
+            }
+            hist.lock().await.add(&local).unwrap();
+            sent
+        }));
+    }
+    let mut records = 0;
+    for t in tasks {
+        records += t.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    let (p50_ms, p99_ms) = percentiles_ms(&*hist.lock().await);
+    Result {
+        records,
+        bytes: records * payload.len() as u64,
+        elapsed,
+        p50_ms,
+        p99_ms,
+    }
+}
+
+fn start_gateway(kafka: &KafkaConfig, topic: &str, certs: &DevCerts, port: u16) -> Child {
+    let bin = std::env::var("INLAND_BIN")
+        .expect("INLAND_BIN must name a release `inland` binary (make bench-gateway sets it)");
+    Command::new(bin)
+        .arg("gateway")
+        .env("INLAND__KAFKA__BOOTSTRAP_SERVERS", &kafka.bootstrap_servers)
+        .env("INLAND__TOPICS__CREATE_ON_START", "false")
+        .env("INLAND__GATEWAY__RAW_TOPIC", topic)
+        .env("INLAND__GATEWAY__LISTEN", format!("127.0.0.1:{port}"))
+        .env("INLAND__GATEWAY__RATE_PER_VEHICLE", "1000000")
+        .env("INLAND__GATEWAY__BURST_PER_VEHICLE", "1000000")
+        .env("INLAND__GATEWAY__TLS__CERT", certs.server_cert())
+        .env("INLAND__GATEWAY__TLS__KEY", certs.server_key())
+        .env("INLAND__GATEWAY__TLS__CLIENT_CA", certs.ca_cert())
+        .env("INLAND__OBSERVABILITY__METRICS_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the gateway")
+}
+
+async fn through_gateway(port: u16, certs: &DevCerts, load: &Load) -> (Result, u64) {
+    let ca = inland_tls::FleetCa::load(certs).unwrap();
+    let hist = Arc::new(Mutex::new(latency_histogram()));
+    let payload_len = raw_bytes(&vins(1)[0]).len() as u64;
+    let mut clients = Vec::new();
+    for vin in vins(load.vehicles) {
+        let tls = ClientTls {
+            server_ca_pem: ca.cert_pem().into(),
+            server_name: "localhost".into(),
+            identity: ca.issue_vehicle(&vin).unwrap(),
+        };
+        let channel = Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
+            .unwrap()
+            .tls_config(tls.config())
+            .unwrap();
+        clients.push((
+            vin,
+            VehicleIngestClient::new(channel.connect().await.expect("connect to the gateway")),
+        ));
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (v, (vin, mut client)) in clients.into_iter().enumerate() {
+        let hist = hist.clone();
+        let (window, until) = (load.window, start + load.duration);
+        tasks.push(tokio::spawn(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel::<UploadRequest>(window);
+            let mut acks = client
+                .upload(tokio_stream_from(rx))
+                .await
+                .expect("open stream")
+                .into_inner();
+            let mut sent_at = std::collections::HashMap::new();
+            let mut local = latency_histogram();
+            let (mut seq, mut accepted, mut other) = (0u64, 0u64, 0u64);
+            loop {
+                while sent_at.len() < window && Instant::now() < until {
+                    let id = format!("{v}-{seq}");
+                    seq += 1;
+                    sent_at.insert(id.clone(), Instant::now());
+                    tx.send(upload(id)).await.expect("send");
+                }
+                if sent_at.is_empty() {
+                    break;
+                }
+                let ack = acks.next().await.expect("ack stream ended").expect("ack");
+                let t = sent_at
+                    .remove(&ack.message_id)
+                    .expect("ack names a sent message");
+                if ack.status == AckStatus::Accepted as i32 {
+                    record(&mut local, t.elapsed());
+                    accepted += 1;
+                } else {
+                    other += 1;
+                }
+            }
+            drop(tx);
+            hist.lock().await.add(&local).unwrap();
+            let _ = vin;
+            (accepted, other)
+        }));
+    }
+    let (mut records, mut not_accepted) = (0, 0);
+    for t in tasks {
+        let (a, o) = t.await.unwrap();
+        records += a;
+        not_accepted += o;
+    }
+    let elapsed = start.elapsed();
+    let (p50_ms, p99_ms) = percentiles_ms(&*hist.lock().await);
+    (
+        Result {
+            records,
+            bytes: records * payload_len,
+            elapsed,
+            p50_ms,
+            p99_ms,
+        },
+        not_accepted,
+    )
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<UploadRequest>,
+) -> impl futures::Stream<Item = UploadRequest> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the gateway did not start listening on {port}");
+}
+
+#[tokio::main]
+async fn main() {
+    let bootstrap = std::env::var("INLAND_KAFKA_BOOTSTRAP")
+        .expect("INLAND_KAFKA_BOOTSTRAP: run scripts/kafka.sh start");
+    let kafka = KafkaConfig::new(bootstrap);
+    let load = Load {
+        vehicles: env_or("BENCH_VEHICLES", 40),
+        window: env_or("BENCH_WINDOW", 32),
+        duration: Duration::from_secs(env_or("BENCH_SECONDS", 20) as u64),
+    };
+    let run = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (bare_topic, gw_topic) = (
+        format!("inland.bench.bare.{run}"),
+        format!("inland.bench.gateway.{run}"),
+    );
+    let spec = |name: &str| TopicSpec {
+        name: name.into(),
+        partitions: PARTITIONS,
+        retention_ms: 600_000,
+        compacted: false,
+    };
+    kafka
+        .ensure_topics(&[spec(&bare_topic), spec(&gw_topic)])
+        .await
+        .expect("create bench topics");
+
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs = DevCerts::new(certs_dir.path());
+    certs.generate(&["localhost".into()], &[]).unwrap();
+    let port = 50000 + (run % 10000) as u16;
+    let mut gateway = start_gateway(&kafka, &gw_topic, &certs, port);
+    wait_for_port(port).await;
+
+    println!(
+        "gateway bench: {} vehicles x {} in flight, {} s per side, {PARTITIONS} partitions, {} cores",
+        load.vehicles,
+        load.window,
+        load.duration.as_secs(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let bare = bare_producer(&kafka, &bare_topic, &load).await;
+    bare.print("bare rdkafka producer");
+    let (gw, not_accepted) = through_gateway(port, &certs, &load).await;
+    gw.print("gateway over mTLS");
+    let rss = peak_rss_mib(gateway.id());
+    gateway.kill().ok();
+    gateway.wait().ok();
+    println!(
+        "gateway/bare throughput ratio: {:.2}",
+        gw.per_second() / bare.per_second()
+    );
+    println!(
+        "gateway peak RSS: {} MiB; uploads not accepted: {not_accepted}",
+        rss.map_or("?".into(), |r| format!("{r:.0}"))
+    );
+}
