@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use inland_core::topics;
 use inland_gateway::GatewayConfig;
+use inland_simulator::SimulatorConfig;
 use inland_stage::{KafkaConfig, MemoryBusConfig, TopicSpec};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,7 @@ pub struct InlandConfig {
     pub bus: MemoryBusConfig,
     pub topics: TopicsConfig,
     pub gateway: GatewayConfig,
+    pub simulator: SimulatorConfig,
     pub observability: ObservabilityConfig,
 }
 
@@ -110,6 +112,7 @@ impl Default for InlandConfig {
             bus: MemoryBusConfig::default(),
             topics: TopicsConfig::default(),
             gateway: GatewayConfig::default(),
+            simulator: SimulatorConfig::default(),
             observability: ObservabilityConfig::default(),
         }
     }

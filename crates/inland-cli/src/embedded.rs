@@ -36,11 +36,18 @@ pub async fn run(config: InlandConfig, args: RunArgs) -> anyhow::Result<()> {
     let serving = tokio::spawn(gateway.serve(shutdown.clone().cancelled_owned()));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "embedded pipeline running; Ctrl-C stops it");
 
-    if args.simulate {
-        tracing::warn!("the simulated fleet is not wired yet");
-    }
+    let fleet = args.simulate.then(|| {
+        let mut fleet = config.simulator.clone();
+        fleet.gateway = format!("https://{addr}");
+        let certs = config.data_dir.join("certs");
+        let stop = shutdown.clone();
+        tokio::spawn(async move { inland_simulator::run(fleet, Some(&certs), true, stop).await })
+    });
     crate::shutdown_signal().await;
     shutdown.cancel();
+    if let Some(fleet) = fleet {
+        println!("{}", fleet.await.context("simulator task")??);
+    }
     serving.await.context("gateway task")??;
     Ok(())
 }

@@ -32,6 +32,8 @@ enum Command {
     Gateway,
     /// Create Inland's Kafka topics with their partitions and retention (idempotent).
     Topics,
+    /// Simulate a fleet of vehicles streaming to a gateway, then print a summary.
+    Simulate(inland_simulator::cli::SimulateArgs),
     /// Generate a dev fleet CA, a gateway certificate and vehicle certificates.
     DevCerts(dev_certs::DevCertsArgs),
 }
@@ -63,6 +65,7 @@ fn main() -> anyhow::Result<()> {
             Command::Run(args) => embedded::run(config, args).await,
             Command::Gateway => services::gateway(config).await,
             Command::Topics => services::create_topics(&config).await,
+            Command::Simulate(args) => services::simulate(config, args).await,
             Command::DevCerts(_) => unreachable!("handled before the runtime starts"),
         }
     })

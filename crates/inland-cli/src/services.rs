@@ -38,3 +38,24 @@ pub async fn gateway(config: InlandConfig) -> anyhow::Result<()> {
     gateway.serve(crate::shutdown_signal()).await?;
     Ok(())
 }
+
+pub async fn simulate(
+    config: InlandConfig,
+    args: inland_simulator::cli::SimulateArgs,
+) -> anyhow::Result<()> {
+    let opts = args.into_options(config.simulator);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let cancel = shutdown.clone();
+    tokio::spawn(async move {
+        crate::shutdown_signal().await;
+        cancel.cancel();
+    });
+    let summary =
+        inland_simulator::run(opts.config, Some(&opts.certs), opts.progress, shutdown).await?;
+    if opts.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
+}
