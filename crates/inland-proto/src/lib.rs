@@ -16,6 +16,7 @@ pub mod pipeline {
 }
 
 /// The encoded descriptor set of every package, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/inland_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/inland_descriptor.bin"));
 
 pub use prost_types::Timestamp;
