@@ -11,13 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::{BufMut, Bytes};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use inland_benches::{latency_histogram, peak_rss_mib, percentiles_ms, record};
+use inland_benches::{cpu_seconds, latency_histogram, peak_rss_mib, percentiles_ms, record};
 use inland_core::Vin;
-use inland_proto::ingest::v1::vehicle_ingest_client::VehicleIngestClient;
 use inland_proto::ingest::v1::{
-    AckStatus, Sample, TelemetryBatch, UploadRequest, sample, upload_request,
+    AckStatus, Sample, TelemetryBatch, UploadAck, UploadRequest, sample, upload_request,
 };
 use inland_proto::pipeline::v1::RawRecord;
 use inland_stage::{KafkaConfig, TopicSpec};
@@ -29,6 +29,57 @@ use tokio::sync::Mutex;
 use tonic::transport::Endpoint;
 
 const PARTITIONS: i32 = 6;
+
+/// The same allocator as the `inland` binary, for both sides of the comparison.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Sends requests the load generator encoded up front, so the generator's own CPU (it
+/// shares the machine with the gateway and the broker) stays small, like the bare
+/// producer's, and the comparison measures the gateway.
+#[derive(Clone, Default)]
+struct PreEncoded;
+
+struct BytesEncoder;
+
+impl tonic::codec::Encoder for BytesEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> std::result::Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for PreEncoded {
+    type Encode = Bytes;
+    type Decode = UploadAck;
+    type Encoder = BytesEncoder;
+    type Decoder = tonic_prost::ProstDecoder<UploadAck>;
+    fn encoder(&mut self) -> BytesEncoder {
+        BytesEncoder
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+/// An upload without its message id, encoded once; [`with_id`] prepends the id field
+/// (protobuf fields may come in any order).
+fn upload_template() -> Vec<u8> {
+    upload(String::new()).encode_to_vec()
+}
+
+fn with_id(template: &[u8], id: &str) -> Bytes {
+    let mut buf = Vec::with_capacity(template.len() + id.len() + 4);
+    prost::encoding::string::encode(1, &id.to_owned(), &mut buf);
+    buf.extend_from_slice(template);
+    buf.into()
+}
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -232,7 +283,7 @@ async fn through_gateway(port: u16, certs: &DevCerts, load: &Load) -> (Result, u
             .unwrap();
         clients.push((
             vin,
-            VehicleIngestClient::new(channel.connect().await.expect("connect to the gateway")),
+            tonic::client::Grpc::new(channel.connect().await.expect("connect to the gateway")),
         ));
     }
     let start = Instant::now();
@@ -241,12 +292,17 @@ async fn through_gateway(port: u16, certs: &DevCerts, load: &Load) -> (Result, u
         let hist = hist.clone();
         let (window, until) = (load.window, start + load.duration);
         tasks.push(tokio::spawn(async move {
-            let (tx, rx) = tokio::sync::mpsc::channel::<UploadRequest>(window);
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(window);
+            client.ready().await.expect("gateway ready");
+            let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/inland.ingest.v1.VehicleIngest/Upload",
+            );
             let mut acks = client
-                .upload(tokio_stream_from(rx))
+                .streaming(tonic::Request::new(tokio_stream_from(rx)), path, PreEncoded)
                 .await
                 .expect("open stream")
                 .into_inner();
+            let template = upload_template();
             let mut sent_at = std::collections::HashMap::new();
             let mut local = latency_histogram();
             let (mut seq, mut accepted, mut other) = (0u64, 0u64, 0u64);
@@ -255,7 +311,7 @@ async fn through_gateway(port: u16, certs: &DevCerts, load: &Load) -> (Result, u
                     let id = format!("{v}-{seq}");
                     seq += 1;
                     sent_at.insert(id.clone(), Instant::now());
-                    tx.send(upload(id)).await.expect("send");
+                    tx.send(with_id(&template, &id)).await.expect("send");
                 }
                 if sent_at.is_empty() {
                     break;
@@ -298,8 +354,8 @@ async fn through_gateway(port: u16, certs: &DevCerts, load: &Load) -> (Result, u
 }
 
 fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<UploadRequest>,
-) -> impl futures::Stream<Item = UploadRequest> {
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> impl futures::Stream<Item = Bytes> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -361,7 +417,9 @@ async fn main() {
     );
     let bare = bare_producer(&kafka, &bare_topic, &load).await;
     bare.print("bare rdkafka producer");
+    let cpu_before = cpu_seconds(gateway.id()).unwrap_or(0.0);
     let (gw, not_accepted) = through_gateway(port, &certs, &load).await;
+    let gateway_cpu = cpu_seconds(gateway.id()).unwrap_or(0.0) - cpu_before;
     gw.print("gateway over mTLS");
     let rss = peak_rss_mib(gateway.id());
     gateway.kill().ok();
@@ -369,6 +427,11 @@ async fn main() {
     println!(
         "gateway/bare throughput ratio: {:.2}",
         gw.per_second() / bare.per_second()
+    );
+    println!(
+        "gateway CPU: {:.1} µs per accepted upload ({:.2} cores busy)",
+        gateway_cpu * 1e6 / gw.records.max(1) as f64,
+        gateway_cpu / gw.elapsed.as_secs_f64()
     );
     println!(
         "gateway peak RSS: {} MiB; uploads not accepted: {not_accepted}",

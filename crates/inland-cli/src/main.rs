@@ -13,6 +13,11 @@ use serde::Serialize;
 
 use crate::config::InlandConfig;
 
+/// Every upload allocates and frees many small buffers across threads; glibc malloc spent
+/// a quarter of the gateway's CPU on that under load, mimalloc a fraction of it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "inland", version, about = "In-country vehicle data backend")]
 struct Cli {

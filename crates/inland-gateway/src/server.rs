@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use inland_proto::ingest::v1::vehicle_ingest_server::VehicleIngestServer;
 use inland_stage::Producer;
 use inland_tls::ServerTls;
@@ -12,6 +13,11 @@ use tonic::transport::Server;
 
 use crate::service::IngestService;
 use crate::{Error, GatewayConfig, metrics};
+
+/// HTTP/2 flow-control windows: large enough that a stream's in-flight uploads (frames
+/// included) are not throttled by the window before the gateway's own in-flight bound.
+const STREAM_WINDOW: u32 = 4 << 20;
+const CONNECTION_WINDOW: u32 = 16 << 20;
 
 /// How vehicles connect: mutual TLS (the default), or plain text on loopback for local
 /// development.
@@ -103,11 +109,19 @@ impl Gateway {
             }
         });
         metrics::serving(addr, matches!(self.tls, GatewayTls::Mutual(_)));
+        // Acks are small writes: without TCP_NODELAY, Nagle's algorithm holds them back
+        // until the vehicle's delayed ACK, adding tens of milliseconds to every ack.
+        let incoming = TcpListenerStream::new(self.listener).map_ok(|stream| {
+            let _ = stream.set_nodelay(true);
+            stream
+        });
         let served = builder
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(ingest)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         sweeper.abort();
         Ok(served?)
