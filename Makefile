@@ -3,9 +3,12 @@
 INLAND_CACHE ?= $(HOME)/.cache/inland
 export INLAND_CACHE
 export CARGO_TARGET_DIR ?= $(INLAND_CACHE)/target
-KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
+# The servers the scripts run on loopback, exported to every test and benchmark.
+export INLAND_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
+export INLAND_POSTGIS_URL ?= postgres://postgres@127.0.0.1:5433/inland
 
-.PHONY: run test lint services-up services-down kafka-up kafka-down bench-gateway bootstrap
+.PHONY: run test lint services-up services-down kafka-up kafka-down postgis-up postgis-down \
+	bench-gateway bench-geofence bootstrap
 
 ## The whole pipeline on embedded defaults, with a simulated fleet.
 run: bootstrap
@@ -13,7 +16,7 @@ run: bootstrap
 
 ## Every test, including those against the real servers this starts.
 test: bootstrap services-up
-	INLAND_KAFKA_BOOTSTRAP=$(KAFKA_BOOTSTRAP) cargo test --workspace -- --include-ignored
+	cargo test --workspace -- --include-ignored
 
 lint:
 	cargo fmt --all -- --check
@@ -22,8 +25,8 @@ lint:
 bootstrap:
 	@scripts/bootstrap.sh
 
-services-up: kafka-up
-services-down: kafka-down
+services-up: kafka-up postgis-up
+services-down: kafka-down postgis-down
 
 kafka-up:
 	@scripts/kafka.sh start >/dev/null
@@ -31,7 +34,17 @@ kafka-up:
 kafka-down:
 	@scripts/kafka.sh stop --wipe
 
+postgis-up:
+	@scripts/postgis.sh start >/dev/null
+
+postgis-down:
+	@scripts/postgis.sh stop
+
 ## Gateway throughput over mTLS into the real broker, beside a bare rdkafka producer.
 bench-gateway: bootstrap kafka-up
 	cargo build --release -p inland-cli
-	INLAND_BIN=$(CARGO_TARGET_DIR)/release/inland INLAND_KAFKA_BOOTSTRAP=$(KAFKA_BOOTSTRAP) cargo bench -p inland-benches --bench gateway
+	INLAND_BIN=$(CARGO_TARGET_DIR)/release/inland cargo bench -p inland-benches --bench gateway
+
+## Geofence points/s/core against 10 000 zones, beside a naive scan and PostGIS.
+bench-geofence: bootstrap postgis-up
+	cargo bench -p inland-benches --bench geofence

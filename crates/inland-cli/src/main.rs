@@ -39,6 +39,11 @@ enum Command {
     Topics,
     /// Simulate a fleet of vehicles streaming to a gateway, then print a summary.
     Simulate(inland_simulator::cli::SimulateArgs),
+    /// Check zone files and test points against them (no servers needed).
+    Zones {
+        #[command(subcommand)]
+        command: inland_geofence::cli::ZonesCommand,
+    },
     /// Generate a dev fleet CA, a gateway certificate and vehicle certificates.
     DevCerts(dev_certs::DevCertsArgs),
 }
@@ -59,8 +64,16 @@ fn main() -> anyhow::Result<()> {
         _ => Overrides::default(),
     };
     let config: InlandConfig = inland_config::load(cli.config.as_deref(), overrides)?;
-    if let Command::DevCerts(args) = cli.command {
-        return dev_certs::run(args);
+    match cli.command {
+        Command::DevCerts(args) => return dev_certs::run(args),
+        Command::Zones { command } => {
+            return Ok(inland_geofence::cli::run(
+                command,
+                std::io::stdin().lock(),
+                std::io::stdout().lock(),
+            )?);
+        }
+        _ => {}
     }
     observability::init_logs(&config.observability);
     let runtime = tokio::runtime::Runtime::new()?;
@@ -71,7 +84,9 @@ fn main() -> anyhow::Result<()> {
             Command::Gateway => services::gateway(config).await,
             Command::Topics => services::create_topics(&config).await,
             Command::Simulate(args) => services::simulate(config, args).await,
-            Command::DevCerts(_) => unreachable!("handled before the runtime starts"),
+            Command::DevCerts(_) | Command::Zones { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     })
 }
