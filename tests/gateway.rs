@@ -82,7 +82,9 @@ async fn uploads_over_mtls_land_in_the_raw_topic_keyed_by_vin_with_headers() {
         "{acks:?}"
     );
 
-    let consumer = kafka.consumer(&format!("reader-{topic}"), &[&topic]).unwrap();
+    let consumer = kafka
+        .consumer(&format!("reader-{topic}"), &[&topic])
+        .unwrap();
     let records = records_for(&consumer, &vin, 6, Duration::from_secs(30)).await;
     assert_eq!(records.len(), 6, "every acked upload is in the broker");
     let mut ids = Vec::new();
@@ -142,7 +144,9 @@ async fn retries_of_a_message_id_are_duplicates_and_stored_once() {
         ]
     );
 
-    let consumer = kafka.consumer(&format!("reader-{topic}"), &[&topic]).unwrap();
+    let consumer = kafka
+        .consumer(&format!("reader-{topic}"), &[&topic])
+        .unwrap();
     let records = records_for(&consumer, &vin, 2, Duration::from_secs(10)).await;
     assert_eq!(records.len(), 1, "a retried message is stored exactly once");
 }
@@ -175,7 +179,9 @@ async fn no_ack_without_a_delivery_report_and_a_retry_is_then_stored() {
     let mut client = good.vehicle(&vin).await;
     let acks = stream(&mut client, vec![speed("m-1", 1.0)]).await.unwrap();
     assert_eq!(status(&acks[0]), AckStatus::Accepted);
-    let consumer = kafka.consumer(&format!("reader-{topic}"), &[&topic]).unwrap();
+    let consumer = kafka
+        .consumer(&format!("reader-{topic}"), &[&topic])
+        .unwrap();
     assert_eq!(
         records_for(&consumer, &vin, 1, Duration::from_secs(30))
             .await
