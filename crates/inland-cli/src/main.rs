@@ -44,6 +44,9 @@ enum Command {
         #[command(subcommand)]
         command: inland_geofence::cli::ZonesCommand,
     },
+    /// Blur faces and plates in a JPEG (`IN OUT`), or score the anonymizer on a labelled
+    /// folder (`--eval DIR`). Needs the models: `export $(scripts/fetch-models.sh)`.
+    Anonymize(inland_vision::cli::AnonymizeArgs),
     /// Generate a dev fleet CA, a gateway certificate and vehicle certificates.
     DevCerts(dev_certs::DevCertsArgs),
 }
@@ -66,6 +69,7 @@ fn main() -> anyhow::Result<()> {
     let config: InlandConfig = inland_config::load(cli.config.as_deref(), overrides)?;
     match cli.command {
         Command::DevCerts(args) => return dev_certs::run(args),
+        Command::Anonymize(args) => return Ok(inland_vision::cli::run(args)?),
         Command::Zones { command } => {
             return Ok(inland_geofence::cli::run(
                 command,
@@ -84,7 +88,7 @@ fn main() -> anyhow::Result<()> {
             Command::Gateway => services::gateway(config).await,
             Command::Topics => services::create_topics(&config).await,
             Command::Simulate(args) => services::simulate(config, args).await,
-            Command::DevCerts(_) | Command::Zones { .. } => {
+            Command::DevCerts(_) | Command::Zones { .. } | Command::Anonymize(_) => {
                 unreachable!("handled before the runtime starts")
             }
         }
