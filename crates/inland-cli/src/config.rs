@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use inland_core::topics;
 use inland_gateway::GatewayConfig;
+use inland_geofence::GeofenceConfig;
 use inland_simulator::SimulatorConfig;
 use inland_stage::{KafkaConfig, MemoryBusConfig, TopicSpec};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ pub struct InlandConfig {
     pub bus: MemoryBusConfig,
     pub topics: TopicsConfig,
     pub gateway: GatewayConfig,
+    pub geofence: GeofenceConfig,
     pub simulator: SimulatorConfig,
     pub observability: ObservabilityConfig,
 }
@@ -112,6 +114,7 @@ impl Default for InlandConfig {
             bus: MemoryBusConfig::default(),
             topics: TopicsConfig::default(),
             gateway: GatewayConfig::default(),
+            geofence: GeofenceConfig::default(),
             simulator: SimulatorConfig::default(),
             observability: ObservabilityConfig::default(),
         }

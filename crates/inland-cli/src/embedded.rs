@@ -2,14 +2,16 @@
 //! sees data flow with one command. Same services as the distributed mode, with the
 //! in-process bus in place of Kafka and dev certificates under the data directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use inland_core::topics;
 use inland_gateway::Gateway;
 use inland_gateway::GatewayConfig;
-use inland_stage::MemoryBus;
+use inland_geofence::{GeofenceConfig, GeofenceStage};
+use inland_stage::{MemoryBus, StageConfig, run_stage};
 use inland_tls::DevCerts;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +32,20 @@ pub async fn run(config: InlandConfig, args: RunArgs) -> anyhow::Result<()> {
     let bus = MemoryBus::new(config.bus);
     bus.ensure_topics(&config.topics.specs())?;
 
+    // Stages join their groups before the gateway accepts, so no record is produced while
+    // nobody reads and retention is the only bound.
+    let geofence = GeofenceStage::start(&with_sample_zones(
+        config.geofence.clone(),
+        &config.data_dir,
+    )?)?;
+    let geofence = tokio::spawn(run_stage(
+        geofence,
+        bus.consumer("inland-geofence", &[topics::RAW])?,
+        Arc::new(bus.clone()),
+        StageConfig::new("geofence"),
+        shutdown.clone(),
+    ));
+
     let gateway_config = with_dev_tls(config.gateway.clone(), &config.data_dir)?;
     let gateway = Gateway::bind(gateway_config, Arc::new(bus.clone())).await?;
     let addr = gateway.local_addr();
@@ -49,8 +65,29 @@ pub async fn run(config: InlandConfig, args: RunArgs) -> anyhow::Result<()> {
         println!("{}", fleet.await.context("simulator task")??);
     }
     serving.await.context("gateway task")??;
+    geofence.await.context("geofence task")??;
     Ok(())
 }
+
+/// The sample zone file (made-up zones in Beijing and Shanghai), written under the data
+/// directory on first run, unless the config names a zone file.
+fn with_sample_zones(
+    mut geofence: GeofenceConfig,
+    data_dir: &Path,
+) -> anyhow::Result<GeofenceConfig> {
+    if geofence.zones_file.is_none() {
+        let path = data_dir.join("zones.geojson");
+        if !path.exists() {
+            std::fs::create_dir_all(data_dir)?;
+            std::fs::write(&path, SAMPLE_ZONES)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        geofence.zones_file = Some(path);
+    }
+    Ok(geofence)
+}
+
+const SAMPLE_ZONES: &str = include_str!("../../inland-geofence/zones/sample.geojson");
 
 /// Uses (and on first run creates) dev certificates under the data directory unless the
 /// config names real ones.

@@ -35,6 +35,9 @@ enum Command {
     Run(embedded::RunArgs),
     /// Serve the vehicle upload API, producing to Kafka.
     Gateway,
+    /// Drop records and frames recorded near protected sites: inland.raw.v1 →
+    /// inland.geofenced.v1 on Kafka.
+    Geofence,
     /// Create Inland's Kafka topics with their partitions and retention (idempotent).
     Topics,
     /// Simulate a fleet of vehicles streaming to a gateway, then print a summary.
@@ -86,6 +89,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Run(args) => embedded::run(config, args).await,
             Command::Gateway => services::gateway(config).await,
+            Command::Geofence => services::geofence(config).await,
             Command::Topics => services::create_topics(&config).await,
             Command::Simulate(args) => services::simulate(config, args).await,
             Command::DevCerts(_) | Command::Zones { .. } | Command::Anonymize(_) => {

@@ -3,6 +3,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use inland_core::topics;
+use inland_geofence::GeofenceStage;
+use inland_stage::{StageConfig, run_stage};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::InlandConfig;
 
@@ -22,7 +26,7 @@ pub async fn create_topics(config: &InlandConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn gateway(config: InlandConfig) -> anyhow::Result<()> {
+async fn prepare_topics(config: &InlandConfig) -> anyhow::Result<()> {
     if config.topics.create_on_start {
         config
             .kafka
@@ -30,6 +34,22 @@ pub async fn gateway(config: InlandConfig) -> anyhow::Result<()> {
             .await
             .context("creating topics")?;
     }
+    Ok(())
+}
+
+/// A token cancelled by Ctrl-C or SIGTERM.
+fn cancel_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        crate::shutdown_signal().await;
+        cancel.cancel();
+    });
+    token
+}
+
+pub async fn gateway(config: InlandConfig) -> anyhow::Result<()> {
+    prepare_topics(&config).await?;
     let producer = config
         .kafka
         .producer()
@@ -44,18 +64,33 @@ pub async fn simulate(
     args: inland_simulator::cli::SimulateArgs,
 ) -> anyhow::Result<()> {
     let opts = args.into_options(config.simulator);
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let cancel = shutdown.clone();
-    tokio::spawn(async move {
-        crate::shutdown_signal().await;
-        cancel.cancel();
-    });
-    let summary =
-        inland_simulator::run(opts.config, Some(&opts.certs), opts.progress, shutdown).await?;
+    let summary = inland_simulator::run(
+        opts.config,
+        Some(&opts.certs),
+        opts.progress,
+        cancel_on_signal(),
+    )
+    .await?;
     if opts.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!("{summary}");
     }
+    Ok(())
+}
+
+pub async fn geofence(config: InlandConfig) -> anyhow::Result<()> {
+    prepare_topics(&config).await?;
+    let stage = GeofenceStage::start(&config.geofence)?;
+    let consumer = config.kafka.consumer("inland-geofence", &[topics::RAW])?;
+    let producer = Arc::new(config.kafka.producer()?);
+    run_stage(
+        stage,
+        consumer,
+        producer,
+        StageConfig::new("geofence"),
+        cancel_on_signal(),
+    )
+    .await?;
     Ok(())
 }

@@ -45,6 +45,9 @@ pub enum Error {
     Output(#[source] io::Error),
     #[error("cannot start the zone file watcher thread: {0}")]
     Spawn(#[source] io::Error),
+    /// The geofence stage's configuration cannot work (no zone file, a meaningless limit).
+    #[error("geofence configuration: {0}")]
+    Config(String),
 }
 
 impl Error {
@@ -60,9 +63,11 @@ impl Error {
 
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Json(_) | Self::Collection(_) | Self::Feature { .. } | Self::Input { .. } => {
-                ErrorCode::InvalidInput
-            }
+            Self::Json(_)
+            | Self::Collection(_)
+            | Self::Feature { .. }
+            | Self::Input { .. }
+            | Self::Config(_) => ErrorCode::InvalidInput,
             Self::Read { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 ErrorCode::NotFound
             }

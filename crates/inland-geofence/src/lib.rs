@@ -10,6 +10,10 @@
 //!   exact test, which agrees with PostGIS geography `ST_DWithin` (see [`ZoneSet`]). It
 //!   does not allocate.
 //! - [`ZoneWatcher`] keeps the zones of a file current and refuses a bad file.
+//! - [`GeofenceStage`] is the pipeline stage (`inland geofence`): it reads `RawRecord`s from
+//!   `inland.raw.v1` and forwards to `inland.geofenced.v1` the samples and frames outside
+//!   every zone and buffer, failing closed on positions it cannot trust;
+//!   [`GeofenceConfig`] is its configuration section.
 //! - [`cli`] holds the `inland zones check|test|classify` commands.
 //!
 //! Positions are never logged; drops are counted by category and reason ([`metrics`]).
@@ -21,10 +25,12 @@ mod geometry;
 mod grid;
 pub mod metrics;
 mod parse;
+mod stage;
 pub mod synth;
 mod watch;
 mod zone;
 
 pub use error::{Error, FeatureRef};
+pub use stage::{GeofenceConfig, GeofenceStage};
 pub use watch::{Reload, ZoneWatcher};
 pub use zone::{Bbox, Category, Datum, Reason, Summary, Verdict, Zone, ZoneSet};

@@ -3,13 +3,22 @@
 
 use std::path::Path;
 
+use crate::stage::UntrustedPosition;
 use crate::{Category, Error, Summary, Verdict};
 
 /// Points decided, by outcome (`keep` or `drop`).
 pub const POINTS: &str = "inland_geofence_points_total";
-/// Dropped points, by zone `category` and `reason` (`inside`, `within_buffer`, or
-/// `bad_position` with category `none`).
+/// Dropped points, by zone `category` and `reason` (`inside`, `within_buffer`; with
+/// category `none`: `bad_position`, or `lone_coordinate` for a telemetry latitude or
+/// longitude without its partner).
 pub const DROPPED: &str = "inland_geofence_dropped_total";
+/// Telemetry samples the stage decided, by outcome (`kept` or `dropped`).
+pub const SAMPLES: &str = "inland_geofence_samples_total";
+/// Camera frames the stage decided, by outcome (`kept` or `dropped`).
+pub const FRAMES: &str = "inland_geofence_frames_total";
+/// Frames dropped without a zone check because their position cannot be trusted, by
+/// `reason` (`no_position`, `stale_position`, `inaccurate_position`).
+pub const UNTRUSTED_FRAMES: &str = "inland_geofence_untrusted_frames_total";
 /// Zones in force, by category.
 pub const ZONES: &str = "inland_geofence_zones";
 /// Zone file loads, by outcome (`loaded` or `refused`).
@@ -28,6 +37,36 @@ pub fn verdict(v: &Verdict<'_>) {
     metrics::counter!(POINTS, "outcome" => "drop").increment(1);
     metrics::counter!(DROPPED, "category" => category, "reason" => reason).increment(1);
     tracing::trace!(category, reason, "point dropped");
+}
+
+/// A telemetry latitude or longitude without its partner at the same instant: not a
+/// position, so it is dropped, like a bad position.
+pub(crate) fn lone_coordinate() {
+    let (category, reason) = ("none", "lone_coordinate");
+    metrics::counter!(POINTS, "outcome" => "drop").increment(1);
+    metrics::counter!(DROPPED, "category" => category, "reason" => reason).increment(1);
+    tracing::trace!(category, reason, "point dropped");
+}
+
+/// One telemetry batch decided: how many of its samples are kept and dropped.
+pub(crate) fn samples(kept: usize, dropped: usize) {
+    metrics::counter!(SAMPLES, "outcome" => "kept").increment(kept as u64);
+    metrics::counter!(SAMPLES, "outcome" => "dropped").increment(dropped as u64);
+    tracing::trace!(kept, dropped, "telemetry batch geofenced");
+}
+
+/// One camera frame decided.
+pub(crate) fn frame(kept: bool) {
+    let outcome = if kept { "kept" } else { "dropped" };
+    metrics::counter!(FRAMES, "outcome" => outcome).increment(1);
+    tracing::trace!(outcome, "frame geofenced");
+}
+
+/// A frame is dropped because its position cannot be trusted (fail closed).
+pub(crate) fn frame_untrusted(why: UntrustedPosition) {
+    let reason = why.as_str();
+    metrics::counter!(UNTRUSTED_FRAMES, "reason" => reason).increment(1);
+    tracing::debug!(reason, "frame dropped: its position cannot be trusted");
 }
 
 /// A zone file was loaded and is now in force.
