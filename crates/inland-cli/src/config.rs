@@ -85,8 +85,9 @@ pub struct ObservabilityConfig {
     pub log_format: LogFormat,
     /// A tracing-subscriber filter, e.g. `info,inland_gateway=debug`. `RUST_LOG` wins.
     pub log_filter: String,
-    /// Serve Prometheus metrics at `http://ADDR/metrics`; unset to disable.
-    pub metrics_listen: Option<SocketAddr>,
+    /// The admin HTTP server: `/metrics` (Prometheus), `/healthz` (liveness), `/readyz`
+    /// (readiness). In a pod, listen on `0.0.0.0:9464`; unset to disable.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +102,7 @@ impl Default for ObservabilityConfig {
         Self {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
-            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
         }
     }
 }

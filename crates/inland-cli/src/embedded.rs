@@ -16,6 +16,7 @@ use inland_tls::DevCerts;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::InlandConfig;
+use crate::observability::Readiness;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -27,7 +28,7 @@ pub struct RunArgs {
     pub simulate: bool,
 }
 
-pub async fn run(config: InlandConfig, args: RunArgs) -> anyhow::Result<()> {
+pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let bus = MemoryBus::new(config.bus);
     bus.ensure_topics(&config.topics.specs())?;
@@ -50,6 +51,7 @@ pub async fn run(config: InlandConfig, args: RunArgs) -> anyhow::Result<()> {
     let gateway = Gateway::bind(gateway_config, Arc::new(bus.clone())).await?;
     let addr = gateway.local_addr();
     let serving = tokio::spawn(gateway.serve(shutdown.clone().cancelled_owned()));
+    ready.set(true);
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "embedded pipeline running; Ctrl-C stops it");
 
     let fleet = args.simulate.then(|| {

@@ -85,11 +85,11 @@ fn main() -> anyhow::Result<()> {
     observability::init_logs(&config.observability);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        observability::init_metrics(&config.observability)?;
+        let ready = observability::init_admin(&config.observability).await?;
         match cli.command {
-            Command::Run(args) => embedded::run(config, args).await,
-            Command::Gateway => services::gateway(config).await,
-            Command::Geofence => services::geofence(config).await,
+            Command::Run(args) => embedded::run(config, args, ready).await,
+            Command::Gateway => services::gateway(config, ready).await,
+            Command::Geofence => services::geofence(config, ready).await,
             Command::Topics => services::create_topics(&config).await,
             Command::Simulate(args) => services::simulate(config, args).await,
             Command::DevCerts(_) | Command::Zones { .. } | Command::Anonymize(_) => {

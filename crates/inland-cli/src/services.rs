@@ -9,6 +9,7 @@ use inland_stage::{StageConfig, run_stage};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::InlandConfig;
+use crate::observability::Readiness;
 
 pub async fn create_topics(config: &InlandConfig) -> anyhow::Result<()> {
     let specs = config.topics.specs();
@@ -48,13 +49,14 @@ fn cancel_on_signal() -> CancellationToken {
     token
 }
 
-pub async fn gateway(config: InlandConfig) -> anyhow::Result<()> {
+pub async fn gateway(config: InlandConfig, ready: Readiness) -> anyhow::Result<()> {
     prepare_topics(&config).await?;
     let producer = config
         .kafka
         .producer()
         .context("creating the Kafka producer")?;
     let gateway = inland_gateway::Gateway::bind(config.gateway, Arc::new(producer)).await?;
+    ready.set(true);
     gateway.serve(crate::shutdown_signal()).await?;
     Ok(())
 }
@@ -79,11 +81,12 @@ pub async fn simulate(
     Ok(())
 }
 
-pub async fn geofence(config: InlandConfig) -> anyhow::Result<()> {
+pub async fn geofence(config: InlandConfig, ready: Readiness) -> anyhow::Result<()> {
     prepare_topics(&config).await?;
     let stage = GeofenceStage::start(&config.geofence)?;
     let consumer = config.kafka.consumer("inland-geofence", &[topics::RAW])?;
     let producer = Arc::new(config.kafka.producer()?);
+    ready.set(true);
     run_stage(
         stage,
         consumer,
