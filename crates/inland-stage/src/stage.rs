@@ -63,7 +63,12 @@ pub struct StageConfig {
     /// Names the stage in metrics, logs and dead-letter headers.
     pub name: String,
     /// Records of one partition whose outputs may await durability at once (at least 1).
+    /// Throughput is about `max_in_flight` × partitions / delivery latency, so this is
+    /// the knob that keeps a stage from idling while the broker confirms.
     pub max_in_flight: usize,
+    /// Bytes of output one partition may hold awaiting durability, so large records
+    /// (camera frames) bound memory before `max_in_flight` does. One record always fits.
+    pub max_in_flight_bytes: usize,
     /// How often durable progress is committed. Longer means fewer commits and more
     /// records consumed again after a crash.
     pub commit_interval: Duration,
@@ -79,7 +84,8 @@ impl StageConfig {
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            max_in_flight: 64,
+            max_in_flight: 1024,
+            max_in_flight_bytes: 16 << 20,
             commit_interval: Duration::from_millis(500),
             drain_timeout: Duration::from_secs(30),
             retry_min: Duration::from_millis(100),
@@ -268,6 +274,8 @@ impl Commits {
 struct InFlight {
     position: Position,
     outputs: Vec<Output>,
+    /// Payload bytes of `outputs`, counted against `max_in_flight_bytes`.
+    bytes: usize,
     /// Deliveries still to confirm, in queueing order.
     pending: VecDeque<Delivery>,
 }
@@ -291,6 +299,7 @@ impl InFlight {
 /// Processes one partition's records in order; see the module docs.
 async fn partition_worker<S: Stage>(ctx: Arc<Ctx<S>>, mut input: mpsc::Receiver<Consumed>) {
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut in_flight_bytes = 0usize;
     let mut input_open = true;
     let mut failures = 0;
     while input_open || !in_flight.is_empty() {
@@ -301,6 +310,7 @@ async fn partition_worker<S: Stage>(ctx: Arc<Ctx<S>>, mut input: mpsc::Receiver<
                     Ok(()) => {
                         failures = 0;
                         let done = in_flight.pop_front().expect("guarded");
+                        in_flight_bytes -= done.bytes;
                         ctx.metrics.produced(done.outputs.len(), &done.position);
                         let key = (done.position.topic, done.position.partition);
                         ctx.done.lock().unwrap_or_else(|e| e.into_inner()).insert(key, done.position.offset);
@@ -321,7 +331,9 @@ async fn partition_worker<S: Stage>(ctx: Arc<Ctx<S>>, mut input: mpsc::Receiver<
                     }
                 }
             }
-            next = input.recv(), if input_open && in_flight.len() < ctx.config.max_in_flight => {
+            next = input.recv(), if input_open
+                && in_flight.len() < ctx.config.max_in_flight
+                && (in_flight.is_empty() || in_flight_bytes < ctx.config.max_in_flight_bytes) => {
                 match next {
                     Some(consumed) => {
                         let outputs = process(&ctx, &consumed).await;
@@ -332,7 +344,9 @@ async fn partition_worker<S: Stage>(ctx: Arc<Ctx<S>>, mut input: mpsc::Receiver<
                         if outputs.is_empty() {
                             ctx.metrics.dropped(&consumed.position());
                         }
-                        in_flight.push_back(InFlight { position: consumed.position(), outputs, pending });
+                        let bytes = outputs.iter().map(|o| o.record.payload.len()).sum();
+                        in_flight_bytes += bytes;
+                        in_flight.push_back(InFlight { position: consumed.position(), outputs, bytes, pending });
                     }
                     None => input_open = false,
                 }
@@ -554,6 +568,27 @@ mod tests {
             shutdown.clone(),
         ));
         (shutdown, task)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_byte_budget_below_one_record_still_moves_one_at_a_time() {
+        let bus = bus();
+        let inputs = produce_inputs(&bus, 50).await;
+        let config = StageConfig {
+            max_in_flight_bytes: 0,
+            ..config()
+        };
+        let (shutdown, task) = spawn_stage(
+            &bus,
+            Upper {
+                delay: Duration::ZERO,
+            },
+            config,
+        );
+        wait_for_outputs(&bus, OUTPUT, inputs.len()).await;
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+        assert!(committed_all(&bus, "stage", INPUT).await);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
