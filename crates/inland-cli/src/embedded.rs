@@ -61,14 +61,40 @@ pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyho
         let stop = shutdown.clone();
         tokio::spawn(async move { inland_simulator::run(fleet, Some(&certs), true, stop).await })
     });
+    let status = tokio::spawn(report_progress(bus.clone(), shutdown.clone()));
     crate::shutdown_signal().await;
     shutdown.cancel();
+    status.await.context("status task")?;
     if let Some(fleet) = fleet {
         println!("{}", fleet.await.context("simulator task")??);
     }
     serving.await.context("gateway task")??;
     geofence.await.context("geofence task")??;
     Ok(())
+}
+
+/// Logs, every few seconds and once at the end, how many records each topic received, so
+/// a newcomer sees data flow through the stages.
+async fn report_progress(bus: MemoryBus, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    every.tick().await;
+    loop {
+        let stopping = tokio::select! {
+            _ = every.tick() => false,
+            _ = shutdown.cancelled() => true,
+        };
+        let count = |topic| bus.records_appended(topic).unwrap_or(0);
+        let (raw, geofenced) = (count(topics::RAW), count(topics::GEOFENCED));
+        tracing::info!(
+            raw,
+            geofenced,
+            dead_letters = count(topics::DEAD_LETTER),
+            "pipeline: records accepted by the gateway (raw) and passed by the geofence"
+        );
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// The sample zone file (made-up zones in Beijing and Shanghai), written under the data

@@ -168,6 +168,21 @@ impl MemoryBus {
         })
     }
 
+    /// Records ever appended to `topic` (the sum of its partitions' end offsets), or None
+    /// for an unknown topic: what `inland run` reports as the pipeline's progress.
+    pub fn records_appended(&self, topic: &str) -> Option<i64> {
+        let state = self.shared.lock();
+        Some(
+            state
+                .topics
+                .get(topic)?
+                .partitions
+                .iter()
+                .map(|log| log.next)
+                .sum(),
+        )
+    }
+
     #[cfg(test)]
     pub(crate) fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
         let state = self.shared.lock();
@@ -560,6 +575,8 @@ mod tests {
                 .insert(delivered.partition);
         }
         assert!(partitions.values().all(|p| p.len() == 1), "{partitions:?}");
+        assert_eq!(bus.records_appended("t"), Some(200));
+        assert_eq!(bus.records_appended("nope"), None);
         let used: BTreeSet<i32> = partitions.values().flatten().copied().collect();
         assert!(
             used.len() > 1,
