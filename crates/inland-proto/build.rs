@@ -7,6 +7,7 @@ use prost::Message;
 const PROTOS: &[&str] = &[
     "inland/ingest/v1/ingest.proto",
     "inland/pipeline/v1/records.proto",
+    "inland/pipeline/v1/anonymized.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("inland_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .bytes(".inland.ingest.v1.CameraFrame.jpeg")
+        .bytes(".inland.pipeline.v1.AnonymizedFrame.jpeg")
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())

@@ -12,6 +12,8 @@ pub mod pipeline {
 
         /// The schema header value for records on `inland.raw.v1`.
         pub const RAW_RECORD_SCHEMA: &str = "inland.pipeline.v1.RawRecord";
+        /// The schema header value for records on `inland.anonymized.v1`.
+        pub const ANONYMIZED_RECORD_SCHEMA: &str = "inland.pipeline.v1.AnonymizedRecord";
     }
 }
 

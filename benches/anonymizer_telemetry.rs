@@ -1,0 +1,273 @@
+//! The anonymizer stage on telemetry: records per second on one core through `run_stage`
+//! with the anonymizer (decode, pseudonymize, cut to the purposes, coarsen, encode), side by
+//! side with a pass-through stage on the same runtime, bus and settings (the ceiling:
+//! consume, produce and commit only), and the ratio of the two (target ≥ 0.80).
+//!
+//! Both run on a current-thread Tokio runtime, so everything (bus, stage, commits) shares
+//! one core, and over the in-process `MemoryBus`, which has Kafka's semantics without a
+//! broker's cost or its noise on a shared machine: the ratio then measures what the
+//! anonymizer adds to a stage's own work. (Against Kafka the broker's per-record cost is
+//! added to both sides, so the ratio would be higher; not measured by this bench.) The
+//! pass-through decodes and encodes nothing, the anonymizer decodes, filters and re-encodes
+//! every sample, so on this bus the ratio stays well below 0.80. A tight loop over `process`
+//! alone is printed too: the anonymizer's own cost per record, without any transport.
+//!
+//! BENCH_RECORDS (default 100 000) telemetry records as the geofence forwards them (one
+//! second of 10 Hz speed and position plus the state of charge: 31 samples; 1000
+//! vehicles) are produced once; each side reads all of them with its own consumer group.
+//! The default purposes run (driving statistics with coarse location); a Prometheus
+//! recorder is installed as in the `inland` binary.
+//!
+//! `cargo bench -p inland-benches --bench anonymizer_telemetry`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use inland_anonymizer::{AnonymizerConfig, AnonymizerStage, FramesMode};
+use inland_benches::cpu_seconds;
+use inland_core::vss;
+use inland_proto::ingest::v1::{Sample, TelemetryBatch, sample};
+use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, raw_record};
+use inland_stage::{
+    Consumed, MemoryBus, MemoryBusConfig, Output, Producer, Record, Stage, StageConfig, StageError,
+    TopicSpec, run_stage,
+};
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+const PARTITIONS: i32 = 6;
+const POSITIONS: usize = 10;
+const VEHICLES: usize = 1_000;
+const INPUT: &str = "bench.geofenced";
+const OUTPUT: &str = "bench.out";
+const DEAD_LETTER: &str = inland_core::topics::DEAD_LETTER;
+
+fn topics(names: &[&str]) -> Vec<TopicSpec> {
+    names
+        .iter()
+        .map(|name| TopicSpec {
+            name: (*name).into(),
+            partitions: PARTITIONS,
+            retention_ms: 600_000,
+            compacted: false,
+        })
+        .collect()
+}
+
+/// The same allocator as the `inland` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// One second of vehicle `n` at 10 Hz, about 40 km/h north-east, as the geofence forwards it.
+fn record(n: usize, now: SystemTime) -> Record {
+    let (lat, lon) = (30.0 + (n % 97) as f64 * 0.1, 110.0 + (n % 89) as f64 * 0.1);
+    let mut samples = Vec::with_capacity(3 * POSITIONS + 1);
+    for i in 0..POSITIONS {
+        let time = Some((now - Duration::from_millis(100 * (POSITIONS - i) as u64)).into());
+        let step = i as f64 * 1e-5;
+        let double = |path: &str, v| Sample {
+            path: path.into(),
+            time,
+            value: Some(sample::Value::DoubleValue(v)),
+        };
+        samples.push(Sample {
+            path: "Vehicle.Speed".into(),
+            time,
+            value: Some(sample::Value::FloatValue(40.0 + i as f32)),
+        });
+        samples.push(double(vss::LATITUDE, lat + step));
+        samples.push(double(vss::LONGITUDE, lon + step));
+    }
+    samples.push(Sample {
+        path: "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current".into(),
+        time: None,
+        value: Some(sample::Value::FloatValue(80.0)),
+    });
+    let vin = format!("LBENCH{:011}", n % VEHICLES);
+    let raw = RawRecord {
+        message_id: format!("bench-{n}"),
+        vin: vin.clone(),
+        recorded_at: Some(now.into()),
+        received_at: Some(now.into()),
+        payload: Some(raw_record::Payload::Telemetry(TelemetryBatch { samples })),
+    };
+    Record {
+        key: vin.into(),
+        payload: raw.encode_to_vec().into(),
+        headers: vec![
+            ("inland-message-id".into(), raw.message_id.into()),
+            ("inland-schema".into(), RAW_RECORD_SCHEMA.into()),
+            (
+                "traceparent".into(),
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+            ),
+        ],
+        timestamp_ms: None,
+    }
+}
+
+/// The ceiling: forwards every record as read.
+struct PassThrough;
+
+#[async_trait::async_trait]
+impl Stage for PassThrough {
+    async fn process(&self, input: &Consumed) -> Result<Vec<Output>, StageError> {
+        Ok(vec![Output {
+            topic: OUTPUT.into(),
+            record: input.record.clone(),
+        }])
+    }
+}
+
+/// Counts what a stage did and asks `run_stage` to stop once every record is processed.
+struct Counted<S> {
+    inner: S,
+    records: usize,
+    processed: AtomicUsize,
+    forwarded: Arc<AtomicUsize>,
+    done: CancellationToken,
+}
+
+#[async_trait::async_trait]
+impl<S: Stage> Stage for Counted<S> {
+    async fn process(&self, input: &Consumed) -> Result<Vec<Output>, StageError> {
+        let outputs = self.inner.process(input).await?;
+        self.forwarded.fetch_add(outputs.len(), Ordering::Relaxed);
+        if self.processed.fetch_add(1, Ordering::Relaxed) + 1 == self.records {
+            self.done.cancel();
+        }
+        Ok(outputs)
+    }
+}
+
+/// Runs `stage` over the whole input with a fresh group; returns records/s.
+async fn run(bus: &MemoryBus, name: &str, records: usize, stage: impl Stage) -> f64 {
+    let done = CancellationToken::new();
+    let forwarded = Arc::new(AtomicUsize::new(0));
+    let stage = Counted {
+        inner: stage,
+        records,
+        processed: AtomicUsize::new(0),
+        forwarded: forwarded.clone(),
+        done: done.clone(),
+    };
+    let consumer = bus.consumer(name, &[INPUT]).unwrap();
+    // Outputs go to a bus of their own that nobody reads and that keeps only the newest
+    // records, as a broker's producer frees what it delivered: a stage's steady state,
+    // not a heap growing by every output.
+    let outputs = MemoryBus::new(MemoryBusConfig {
+        max_records: 1_000,
+        max_bytes: 16 << 20,
+    });
+    outputs
+        .ensure_topics(&topics(&[OUTPUT, DEAD_LETTER]))
+        .unwrap();
+    let cpu_before = cpu_seconds(std::process::id()).unwrap_or(0.0);
+    let started = Instant::now();
+    run_stage(
+        stage,
+        consumer,
+        Arc::new(outputs),
+        StageConfig::new(name),
+        done,
+    )
+    .await
+    .expect("the stage runs");
+    let elapsed = started.elapsed();
+    let cpu = cpu_seconds(std::process::id()).unwrap_or(0.0) - cpu_before;
+    let per_second = records as f64 / elapsed.as_secs_f64();
+    assert_eq!(
+        forwarded.load(Ordering::Relaxed),
+        records,
+        "{name}: one output per record"
+    );
+    println!(
+        "{name:<13} {per_second:>9.0} records/s  ({records} records in {elapsed:.2?}, {:.2} µs CPU/record)",
+        cpu * 1e6 / records as f64
+    );
+    per_second
+}
+
+/// `process` alone, in a loop on this thread: µs per record.
+async fn tight_loop(stage: &impl Stage, inputs: &[Consumed]) -> f64 {
+    let started = Instant::now();
+    let mut outputs = 0;
+    for input in inputs {
+        outputs += stage.process(input).await.expect("processed").len();
+    }
+    assert_eq!(outputs, inputs.len());
+    started.elapsed().as_secs_f64() * 1e6 / inputs.len() as f64
+}
+
+fn main() {
+    let records: usize = std::env::var("BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("install the Prometheus recorder");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("keys.toml");
+        inland_anonymizer::keys::generate(&key_file).unwrap();
+        let anonymizer = AnonymizerStage::start(&AnonymizerConfig {
+            key_file: Some(key_file),
+            frames: FramesMode::Drop,
+            output_topic: OUTPUT.into(),
+            ..AnonymizerConfig::default()
+        })
+        .expect("the anonymizer starts");
+
+        let bus = MemoryBus::new(MemoryBusConfig {
+            max_records: records,
+            max_bytes: 4 << 30,
+        });
+        bus.ensure_topics(&topics(&[INPUT])).unwrap();
+        let now = SystemTime::now();
+        let inputs: Vec<Record> = (0..records).map(|n| record(n, now)).collect();
+        println!(
+            "anonymizer telemetry bench: {records} records x {} samples ({} bytes each), {PARTITIONS} partitions, one core (current-thread runtime)",
+            3 * POSITIONS + 1,
+            inputs[0].payload.len()
+        );
+        for input in &inputs {
+            bus.send(INPUT, input.clone()).await.unwrap();
+        }
+
+        let ceiling = run(&bus, "pass-through", records, PassThrough).await;
+        let anonymized = run(&bus, "anonymizer", records, anonymizer).await;
+        println!(
+            "ratio anonymizer / pass-through: {:.2} (target >= 0.80)",
+            anonymized / ceiling
+        );
+
+        let consumed: Vec<Consumed> = inputs
+            .into_iter()
+            .take(20_000)
+            .enumerate()
+            .map(|(offset, record)| Consumed {
+                topic: INPUT.into(),
+                partition: 0,
+                offset: offset as i64,
+                record,
+            })
+            .collect();
+        let stage = AnonymizerStage::start(&AnonymizerConfig {
+            key_file: Some(dir.path().join("keys.toml")),
+            frames: FramesMode::Drop,
+            ..AnonymizerConfig::default()
+        })
+        .unwrap();
+        println!(
+            "process() alone, tight loop: anonymizer {:.2} µs/record, pass-through {:.2} µs/record",
+            tight_loop(&stage, &consumed).await,
+            tight_loop(&PassThrough, &consumed).await
+        );
+    });
+}
