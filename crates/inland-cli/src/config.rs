@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use inland_anonymizer::AnonymizerConfig;
 use inland_core::topics;
 use inland_gateway::GatewayConfig;
 use inland_geofence::GeofenceConfig;
@@ -24,6 +25,7 @@ pub struct InlandConfig {
     pub topics: TopicsConfig,
     pub gateway: GatewayConfig,
     pub geofence: GeofenceConfig,
+    pub anonymizer: AnonymizerConfig,
     pub simulator: SimulatorConfig,
     pub observability: ObservabilityConfig,
 }
@@ -116,6 +118,7 @@ impl Default for InlandConfig {
             topics: TopicsConfig::default(),
             gateway: GatewayConfig::default(),
             geofence: GeofenceConfig::default(),
+            anonymizer: AnonymizerConfig::default(),
             simulator: SimulatorConfig::default(),
             observability: ObservabilityConfig::default(),
         }

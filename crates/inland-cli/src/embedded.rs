@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use inland_anonymizer::{AnonymizerConfig, AnonymizerStage, FramesMode};
 use inland_core::topics;
 use inland_gateway::Gateway;
 use inland_gateway::GatewayConfig;
@@ -47,6 +48,18 @@ pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyho
         shutdown.clone(),
     ));
 
+    let anonymizer = AnonymizerStage::start(&embedded_anonymizer(
+        config.anonymizer.clone(),
+        &config.data_dir,
+    )?)?;
+    let anonymizer = tokio::spawn(run_stage(
+        anonymizer,
+        bus.consumer("inland-anonymizer", &[topics::GEOFENCED])?,
+        Arc::new(bus.clone()),
+        StageConfig::new("anonymizer"),
+        shutdown.clone(),
+    ));
+
     let gateway_config = with_dev_tls(config.gateway.clone(), &config.data_dir)?;
     let gateway = Gateway::bind(gateway_config, Arc::new(bus.clone())).await?;
     let addr = gateway.local_addr();
@@ -70,7 +83,33 @@ pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyho
     }
     serving.await.context("gateway task")??;
     geofence.await.context("geofence task")??;
+    anonymizer.await.context("anonymizer task")??;
     Ok(())
+}
+
+/// A pseudonym key file under the data directory (created on first run) unless the config
+/// names one; and frames dropped, not passed, when no models are installed.
+fn embedded_anonymizer(
+    mut config: AnonymizerConfig,
+    data_dir: &Path,
+) -> anyhow::Result<AnonymizerConfig> {
+    if config.key_file.is_none() {
+        let path = data_dir.join("pseudonym-keys.toml");
+        if !path.exists() {
+            inland_anonymizer::keys::generate(&path)?;
+        }
+        config.key_file = Some(path);
+    }
+    let models =
+        config.vision.models_dir.is_some() || std::env::var_os("INLAND_MODELS_DIR").is_some();
+    if config.frames == FramesMode::Anonymize && !models {
+        tracing::warn!(
+            "no anonymizer models: camera frames are dropped; `export $(scripts/fetch-models.sh)` \
+             (make run does it) to anonymize them instead"
+        );
+        config.frames = FramesMode::Drop;
+    }
+    Ok(config)
 }
 
 /// Logs, every few seconds and once at the end, how many records each topic received, so
@@ -84,12 +123,12 @@ async fn report_progress(bus: MemoryBus, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => true,
         };
         let count = |topic| bus.records_appended(topic).unwrap_or(0);
-        let (raw, geofenced) = (count(topics::RAW), count(topics::GEOFENCED));
         tracing::info!(
-            raw,
-            geofenced,
+            raw = count(topics::RAW),
+            geofenced = count(topics::GEOFENCED),
+            anonymized = count(topics::ANONYMIZED),
             dead_letters = count(topics::DEAD_LETTER),
-            "pipeline: records accepted by the gateway (raw) and passed by the geofence"
+            "pipeline: records accepted (raw), passed by the geofence, anonymized"
         );
         if stopping {
             return;

@@ -3,6 +3,7 @@
 mod config;
 mod dev_certs;
 mod embedded;
+mod keys;
 mod observability;
 mod services;
 
@@ -38,6 +39,13 @@ enum Command {
     /// Drop records and frames recorded near protected sites: inland.raw.v1 →
     /// inland.geofenced.v1 on Kafka.
     Geofence,
+    /// Pseudonymize, minimize and blur: inland.geofenced.v1 → inland.anonymized.v1 on Kafka.
+    Anonymizer,
+    /// Manage the pseudonym key file (held in-country; never logged).
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Create Inland's Kafka topics with their partitions and retention (idempotent).
     Topics,
     /// Simulate a fleet of vehicles streaming to a gateway, then print a summary.
@@ -72,6 +80,7 @@ fn main() -> anyhow::Result<()> {
     let config: InlandConfig = inland_config::load(cli.config.as_deref(), overrides)?;
     match cli.command {
         Command::DevCerts(args) => return dev_certs::run(args),
+        Command::Keys { command } => return keys::run(command),
         Command::Anonymize(args) => return Ok(inland_vision::cli::run(args)?),
         Command::Zones { command } => {
             return Ok(inland_geofence::cli::run(
@@ -90,9 +99,13 @@ fn main() -> anyhow::Result<()> {
             Command::Run(args) => embedded::run(config, args, ready).await,
             Command::Gateway => services::gateway(config, ready).await,
             Command::Geofence => services::geofence(config, ready).await,
+            Command::Anonymizer => services::anonymizer(config, ready).await,
             Command::Topics => services::create_topics(&config).await,
             Command::Simulate(args) => services::simulate(config, args).await,
-            Command::DevCerts(_) | Command::Zones { .. } | Command::Anonymize(_) => {
+            Command::DevCerts(_)
+            | Command::Zones { .. }
+            | Command::Anonymize(_)
+            | Command::Keys { .. } => {
                 unreachable!("handled before the runtime starts")
             }
         }

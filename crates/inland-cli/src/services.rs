@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use inland_anonymizer::AnonymizerStage;
 use inland_core::topics;
 use inland_geofence::GeofenceStage;
 use inland_stage::{StageConfig, run_stage};
@@ -92,6 +93,25 @@ pub async fn geofence(config: InlandConfig, ready: Readiness) -> anyhow::Result<
         consumer,
         producer,
         StageConfig::new("geofence"),
+        cancel_on_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn anonymizer(config: InlandConfig, ready: Readiness) -> anyhow::Result<()> {
+    prepare_topics(&config).await?;
+    let stage = AnonymizerStage::start(&config.anonymizer)?;
+    let consumer = config
+        .kafka
+        .consumer("inland-anonymizer", &[topics::GEOFENCED])?;
+    let producer = Arc::new(config.kafka.producer()?);
+    ready.set(true);
+    run_stage(
+        stage,
+        consumer,
+        producer,
+        StageConfig::new("anonymizer"),
         cancel_on_signal(),
     )
     .await?;
