@@ -249,3 +249,91 @@ async fn kafka_anonymizes_keys_by_pseudonym_leaks_no_vin_and_dead_letters_the_ma
         "an input was not committed"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs Kafka and the models: scripts/kafka.sh start; export $(scripts/fetch-models.sh); INLAND_KAFKA_BOOTSTRAP=127.0.0.1:9092 cargo test -- --ignored"]
+async fn kafka_carries_a_real_frame_with_its_face_destroyed() {
+    let kafka = kafka();
+    let run = random_vin().as_str().to_lowercase();
+    let (in_topic, out_topic) = (
+        format!("inland.test.geofenced.{run}"),
+        format!("inland.test.anonymized.{run}"),
+    );
+    kafka
+        .ensure_topics(&[
+            spec(&in_topic, 1, Duration::from_secs(3600)),
+            spec(&out_topic, 1, Duration::from_secs(3600)),
+            spec(topics::DEAD_LETTER, 6, Duration::from_secs(24 * 3600)),
+        ])
+        .await
+        .expect("create test topics");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("keys.toml");
+    inland_anonymizer::keys::generate(&key_file).unwrap();
+    let stage = AnonymizerStage::start(&AnonymizerConfig {
+        key_file: Some(key_file),
+        output_topic: out_topic.clone(),
+        ..AnonymizerConfig::default()
+    })
+    .expect("the anonymizer loads its models (export $(scripts/fetch-models.sh))");
+
+    let dev = std::env::var_os("INLAND_ANON_DEV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/anon-dev")
+        });
+    let jpeg = std::fs::read(dev.join("face_astronaut.jpg")).expect("the dev set beside the repo");
+    let vin = random_vin();
+    let frame = raw_record::Payload::Frame(CameraFrame {
+        camera_id: "front".into(),
+        captured_at: Some(SystemTime::now().into()),
+        jpeg: jpeg.clone().into(),
+        position: Some(inland_proto::ingest::v1::Position {
+            latitude: 39.91234,
+            longitude: 116.41234,
+            horizontal_accuracy_m: 3.0,
+            fixed_at: Some(SystemTime::now().into()),
+        }),
+    });
+    kafka
+        .producer()
+        .unwrap()
+        .send(&in_topic, raw(&vin, "f-1", frame))
+        .await
+        .unwrap();
+
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run_stage(
+        stage,
+        kafka
+            .consumer(&format!("anonymizer-{run}"), &[&in_topic])
+            .unwrap(),
+        Arc::new(kafka.producer().unwrap()),
+        StageConfig::new("anonymizer"),
+        shutdown.clone(),
+    ));
+    let reader = kafka
+        .consumer(&format!("reader-{run}"), &[&out_topic])
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(120), reader.recv())
+        .await
+        .expect("the anonymized frame arrives")
+        .unwrap();
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    assert!(!contains(&got.record.payload, vin.as_str().as_bytes()));
+    let a = Anonymized::decode_from_topic(&got.record).expect("an anonymized record");
+    let Some(anonymized_record::Payload::Frame(f)) = &a.record().payload else {
+        panic!("a frame")
+    };
+    assert!(f.faces >= 1, "the astronaut's face was found");
+    assert_ne!(
+        f.jpeg.as_ref(),
+        jpeg.as_slice(),
+        "the pixels were rewritten"
+    );
+    assert!(f.jpeg.starts_with(&[0xFF, 0xD8]), "still a JPEG");
+    let position = f.position.as_ref().expect("a coarse position");
+    assert_ne!(position.latitude, 39.91234, "the position was coarsened");
+}
