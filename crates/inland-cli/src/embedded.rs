@@ -12,12 +12,14 @@ use inland_core::topics;
 use inland_gateway::Gateway;
 use inland_gateway::GatewayConfig;
 use inland_geofence::{GeofenceConfig, GeofenceStage};
-use inland_stage::{MemoryBus, StageConfig, run_stage};
+use inland_stage::{MemoryBus, Stage, StageConfig, run_stage};
 use inland_tls::DevCerts;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::InlandConfig;
 use crate::observability::Readiness;
+use crate::services::{ANONYMIZER, GEOFENCE, StageSite};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -40,25 +42,12 @@ pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyho
         config.geofence.clone(),
         &config.data_dir,
     )?)?;
-    let geofence = tokio::spawn(run_stage(
-        geofence,
-        bus.consumer("inland-geofence", &[topics::RAW])?,
-        Arc::new(bus.clone()),
-        StageConfig::new("geofence"),
-        shutdown.clone(),
-    ));
-
+    let geofence = spawn_on_bus(&bus, GEOFENCE, geofence, &shutdown)?;
     let anonymizer = AnonymizerStage::start(&embedded_anonymizer(
         config.anonymizer.clone(),
         &config.data_dir,
     )?)?;
-    let anonymizer = tokio::spawn(run_stage(
-        anonymizer,
-        bus.consumer("inland-anonymizer", &[topics::GEOFENCED])?,
-        Arc::new(bus.clone()),
-        StageConfig::new("anonymizer"),
-        shutdown.clone(),
-    ));
+    let anonymizer = spawn_on_bus(&bus, ANONYMIZER, anonymizer, &shutdown)?;
 
     let gateway_config = with_dev_tls(config.gateway.clone(), &config.data_dir)?;
     let gateway = Gateway::bind(gateway_config, Arc::new(bus.clone())).await?;
@@ -85,6 +74,23 @@ pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyho
     geofence.await.context("geofence task")??;
     anonymizer.await.context("anonymizer task")??;
     Ok(())
+}
+
+fn spawn_on_bus(
+    bus: &MemoryBus,
+    site: StageSite,
+    stage: impl Stage,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<JoinHandle<Result<(), inland_stage::Error>>> {
+    let consumer = bus.consumer(&site.group(), &[site.input])?;
+    let config = StageConfig::new(site.name);
+    Ok(tokio::spawn(run_stage(
+        stage,
+        consumer,
+        Arc::new(bus.clone()),
+        config,
+        shutdown.clone(),
+    )))
 }
 
 /// A pseudonym key file under the data directory (created on first run) unless the config

@@ -6,7 +6,7 @@ use anyhow::Context;
 use inland_anonymizer::AnonymizerStage;
 use inland_core::topics;
 use inland_geofence::GeofenceStage;
-use inland_stage::{StageConfig, run_stage};
+use inland_stage::{Stage, StageConfig, run_stage};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::InlandConfig;
@@ -82,38 +82,57 @@ pub async fn simulate(
     Ok(())
 }
 
-pub async fn geofence(config: InlandConfig, ready: Readiness) -> anyhow::Result<()> {
-    prepare_topics(&config).await?;
-    let stage = GeofenceStage::start(&config.geofence)?;
-    let consumer = config.kafka.consumer("inland-geofence", &[topics::RAW])?;
+/// A pipeline stage's place: its name (metrics, logs, consumer group `inland-NAME`) and
+/// the topic it reads.
+#[derive(Clone, Copy)]
+pub struct StageSite {
+    pub name: &'static str,
+    pub input: &'static str,
+}
+
+pub const GEOFENCE: StageSite = StageSite {
+    name: "geofence",
+    input: topics::RAW,
+};
+pub const ANONYMIZER: StageSite = StageSite {
+    name: "anonymizer",
+    input: topics::GEOFENCED,
+};
+
+impl StageSite {
+    pub fn group(self) -> String {
+        format!("inland-{}", self.name)
+    }
+}
+
+async fn run_on_kafka(
+    config: &InlandConfig,
+    site: StageSite,
+    stage: impl Stage,
+    ready: Readiness,
+) -> anyhow::Result<()> {
+    let consumer = config.kafka.consumer(&site.group(), &[site.input])?;
     let producer = Arc::new(config.kafka.producer()?);
     ready.set(true);
     run_stage(
         stage,
         consumer,
         producer,
-        StageConfig::new("geofence"),
+        StageConfig::new(site.name),
         cancel_on_signal(),
     )
     .await?;
     Ok(())
 }
 
+pub async fn geofence(config: InlandConfig, ready: Readiness) -> anyhow::Result<()> {
+    prepare_topics(&config).await?;
+    let stage = GeofenceStage::start(&config.geofence)?;
+    run_on_kafka(&config, GEOFENCE, stage, ready).await
+}
+
 pub async fn anonymizer(config: InlandConfig, ready: Readiness) -> anyhow::Result<()> {
     prepare_topics(&config).await?;
     let stage = AnonymizerStage::start(&config.anonymizer)?;
-    let consumer = config
-        .kafka
-        .consumer("inland-anonymizer", &[topics::GEOFENCED])?;
-    let producer = Arc::new(config.kafka.producer()?);
-    ready.set(true);
-    run_stage(
-        stage,
-        consumer,
-        producer,
-        StageConfig::new("anonymizer"),
-        cancel_on_signal(),
-    )
-    .await?;
-    Ok(())
+    run_on_kafka(&config, ANONYMIZER, stage, ready).await
 }
