@@ -10,11 +10,8 @@ use inland_anonymizer::{Anonymized, AnonymizerConfig, AnonymizerStage, FramesMod
 use inland_core::{Vin, topics, vss};
 use inland_proto::ingest::v1::{CameraFrame, Sample, TelemetryBatch, sample};
 use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, anonymized_record, raw_record};
-use inland_stage::{
-    Consumed, Consumer, DEAD_LETTER_REASON, DEAD_LETTER_STAGE, Producer, Record, StageConfig,
-    TopicSpec, run_stage,
-};
-use inland_tests::{kafka, random_vin, records_for};
+use inland_stage::{Consumed, Consumer, Producer, Record, StageConfig, TopicSpec, run_stage};
+use inland_tests::{assert_dead_lettered, kafka, random_vin};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -157,25 +154,15 @@ async fn kafka_anonymizes_keys_by_pseudonym_leaks_no_vin_and_dead_letters_the_ma
         shutdown.clone(),
     ));
 
-    let dead_reader = kafka
-        .consumer(&format!("dead-reader-{run}"), &[topics::DEAD_LETTER])
-        .unwrap();
-    let dead = records_for(&dead_reader, &vin, 1, Duration::from_secs(60)).await;
-    assert_eq!(dead.len(), 1, "the malformed record is dead-lettered");
-    let dead = &dead[0].record;
-    assert_eq!(
-        dead.payload, inputs[3].payload,
-        "dead letters carry the input"
-    );
-    let reason = String::from_utf8(dead.header(DEAD_LETTER_REASON).unwrap().to_vec()).unwrap();
-    assert!(
-        reason.contains("not a inland.pipeline.v1.RawRecord"),
-        "{reason}"
-    );
-    assert_eq!(
-        dead.header(DEAD_LETTER_STAGE).unwrap(),
-        "anonymizer".as_bytes()
-    );
+    assert_dead_lettered(
+        &kafka,
+        &run,
+        &vin,
+        &inputs[3].payload,
+        "anonymizer",
+        "not a inland.pipeline.v1.RawRecord",
+    )
+    .await;
 
     // The output topic is this test's alone: read all of it.
     let reader = kafka

@@ -17,10 +17,9 @@ use inland_proto::ingest::v1::{
 };
 use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, raw_record};
 use inland_stage::{
-    Consumed, Consumer, DEAD_LETTER_REASON, DEAD_LETTER_STAGE, KafkaConfig, MemoryBus, Producer,
-    Record, StageConfig, TopicSpec, run_stage,
+    Consumed, Consumer, KafkaConfig, MemoryBus, Producer, Record, StageConfig, TopicSpec, run_stage,
 };
-use inland_tests::{TestGateway, kafka, random_vin, records_for};
+use inland_tests::{TestGateway, assert_dead_lettered, kafka, random_vin, records_for};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -274,25 +273,15 @@ async fn kafka_forwards_what_is_outside_dead_letters_the_malformed_and_commits()
     );
     assert_eq!(raw.payload, Some(Frame(frame_outside)));
 
-    let dead_reader = kafka
-        .consumer(&format!("dead-reader-{run}"), &[topics::DEAD_LETTER])
-        .unwrap();
-    let dead = records_for(&dead_reader, &vin, 1, Duration::from_secs(60)).await;
-    assert_eq!(dead.len(), 1);
-    let dead = &dead[0].record;
-    assert_eq!(
-        dead.payload, inputs[3].payload,
-        "dead letters carry the input"
-    );
-    let reason = String::from_utf8(dead.header(DEAD_LETTER_REASON).unwrap().to_vec()).unwrap();
-    assert!(
-        reason.contains("not a inland.pipeline.v1.RawRecord"),
-        "{reason}"
-    );
-    assert_eq!(
-        dead.header(DEAD_LETTER_STAGE).unwrap(),
-        "geofence".as_bytes()
-    );
+    let dead_reader = assert_dead_lettered(
+        &kafka,
+        &run,
+        &vin,
+        &inputs[3].payload,
+        "geofence",
+        "not a inland.pipeline.v1.RawRecord",
+    )
+    .await;
 
     shutdown.cancel();
     task.await.unwrap().unwrap();

@@ -11,7 +11,9 @@ use inland_proto::ingest::v1::vehicle_ingest_client::VehicleIngestClient;
 use inland_proto::ingest::v1::{
     CameraFrame, Position, Sample, TelemetryBatch, UploadRequest, sample, upload_request,
 };
-use inland_stage::{Consumed, Consumer, KafkaConfig, Producer};
+use inland_stage::{
+    Consumed, Consumer, DEAD_LETTER_REASON, DEAD_LETTER_STAGE, KafkaConfig, KafkaConsumer, Producer,
+};
 use inland_tls::{ClientTls, DevCerts, FleetCa};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
@@ -168,4 +170,30 @@ pub async fn records_for(
         }
     }
     found
+}
+
+/// Asserts that `stage` dead-lettered exactly one record of `vin`: the input as read
+/// (`payload`), with a reason containing `reason`. Returns the reader, positioned after it.
+pub async fn assert_dead_lettered(
+    kafka: &KafkaConfig,
+    run: &str,
+    vin: &Vin,
+    payload: &[u8],
+    stage: &str,
+    reason: &str,
+) -> KafkaConsumer {
+    let reader = kafka
+        .consumer(
+            &format!("dead-reader-{run}"),
+            &[inland_core::topics::DEAD_LETTER],
+        )
+        .unwrap();
+    let dead = records_for(&reader, vin, 1, Duration::from_secs(60)).await;
+    assert_eq!(dead.len(), 1, "the malformed record is dead-lettered");
+    let dead = &dead[0].record;
+    assert_eq!(dead.payload, payload, "dead letters carry the input");
+    let why = String::from_utf8(dead.header(DEAD_LETTER_REASON).unwrap().to_vec()).unwrap();
+    assert!(why.contains(reason), "{why}");
+    assert_eq!(dead.header(DEAD_LETTER_STAGE).unwrap(), stage.as_bytes());
+    reader
 }
