@@ -8,11 +8,12 @@ export INLAND_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
 export INLAND_POSTGIS_URL ?= postgres://postgres@127.0.0.1:5433/inland
 
 .PHONY: run test lint services-up services-down kafka-up kafka-down postgis-up postgis-down \
-	bench-gateway bench-geofence bench-anonymize bootstrap
+	bench-gateway bench-geofence bench-anonymize bootstrap chart-check chart-render
 
-## The whole pipeline on embedded defaults, with a simulated fleet.
+## The whole pipeline on embedded defaults, with a simulated fleet (models fetched from
+## PyPI once, so camera frames are anonymized rather than dropped).
 run: bootstrap
-	cargo run --release -p inland-cli --bin inland -- run --simulate
+	export $$(scripts/fetch-models.sh) && cargo run --release -p inland-cli --bin inland -- run --simulate
 
 ## Every test, including those against the real servers this starts and on the real
 ## models (fetched from PyPI into the cache).
@@ -25,6 +26,14 @@ lint:
 
 bootstrap:
 	@scripts/bootstrap.sh
+
+## The Helm chart (helm/inland), offline: lint, render, schemas, Kubernetes validation, tests.
+chart-check:
+	@scripts/chart-check.sh
+
+## The chart rendered with its default values, to stdout.
+chart-render:
+	@scripts/chart-check.sh --render
 
 services-up: kafka-up postgis-up
 services-down: kafka-down postgis-down

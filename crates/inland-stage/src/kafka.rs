@@ -164,11 +164,21 @@ impl KafkaConfig {
     }
 
     /// Inland's defaults, then the client's own, then the operator's properties.
+    /// `properties` with their names as librdkafka spells them. Environment variables
+    /// cannot carry the dots of a name (the config loader reads a dot as nesting), so an
+    /// underscore stands for a dot: `INLAND__KAFKA__PROPERTIES__SASL_PASSWORD` sets
+    /// `sasl.password`. No librdkafka property name has an underscore of its own.
+    fn librdkafka_properties(&self) -> impl Iterator<Item = (String, &String)> {
+        self.properties
+            .iter()
+            .map(|(k, v)| (k.replace('_', "."), v))
+    }
+
     fn client_config(&self, defaults: &[(&str, String)]) -> Result<ClientConfig, Error> {
-        if let Some(key) = self
-            .properties
-            .keys()
-            .find(|k| RESERVED.contains(&k.as_str()))
+        let properties: Vec<(String, &String)> = self.librdkafka_properties().collect();
+        if let Some((key, _)) = properties
+            .iter()
+            .find(|(k, _)| RESERVED.contains(&k.as_str()))
         {
             return Err(Error::Config(format!(
                 "the Kafka property {key} is set by Inland and cannot be overridden; remove it"
@@ -182,7 +192,7 @@ impl KafkaConfig {
         for (key, value) in defaults
             .iter()
             .map(|(k, v)| (*k, v))
-            .chain(self.properties.iter().map(|(k, v)| (k.as_str(), v)))
+            .chain(properties.iter().map(|(k, v)| (k.as_str(), *v)))
         {
             config.set(key, value);
         }
@@ -434,6 +444,27 @@ mod tests {
             );
             assert!(config.consumer("g", &["t"]).is_err());
         }
+    }
+
+    #[test]
+    fn underscores_in_property_names_stand_for_dots() {
+        let mut config = KafkaConfig::new("127.0.0.1:9092");
+        config
+            .properties
+            .insert("enable_idempotence".into(), "false".into());
+        assert!(
+            matches!(config.producer(), Err(Error::Config(m)) if m.contains("enable.idempotence")),
+            "an env-style name is the same property"
+        );
+        let mut config = KafkaConfig::new("127.0.0.1:9092");
+        config
+            .properties
+            .insert("no_such_property".into(), "x".into());
+        let refused = config.producer().err().expect("unknown property");
+        assert!(
+            refused.to_string().contains("no.such.property"),
+            "{refused}"
+        );
     }
 
     #[test]
