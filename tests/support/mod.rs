@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use inland_core::Vin;
-use inland_gateway::{Gateway, GatewayConfig, TlsFiles};
+use inland_gateway::{Gateway, GatewayConfig};
 use inland_proto::ingest::v1::vehicle_ingest_client::VehicleIngestClient;
 use inland_proto::ingest::v1::{
     CameraFrame, Position, Sample, TelemetryBatch, UploadRequest, sample, upload_request,
@@ -14,7 +14,7 @@ use inland_proto::ingest::v1::{
 use inland_stage::{
     Consumed, Consumer, DEAD_LETTER_REASON, DEAD_LETTER_STAGE, KafkaConfig, KafkaConsumer, Producer,
 };
-use inland_tls::{ClientTls, DevCerts, FleetCa};
+use inland_tls::{ClientTls, DevCerts, FleetCa, ServerTls};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
@@ -52,11 +52,7 @@ impl TestGateway {
         let files = DevCerts::new(certs.path());
         let ca = files.generate(&["localhost".into()], &[]).unwrap();
         config.listen = "127.0.0.1:0".parse().unwrap();
-        config.tls = Some(TlsFiles {
-            cert: files.server_cert(),
-            key: files.server_key(),
-            client_ca: files.ca_cert(),
-        });
+        config.tls = Some(ServerTls::from_dev_certs(&files));
         let gateway = Gateway::bind(config, producer).await.unwrap();
         let addr = gateway.local_addr();
         let stop = CancellationToken::new();

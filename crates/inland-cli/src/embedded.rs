@@ -13,7 +13,7 @@ use inland_gateway::Gateway;
 use inland_gateway::GatewayConfig;
 use inland_geofence::{GeofenceConfig, GeofenceStage};
 use inland_stage::{MemoryBus, Stage, StageConfig, run_stage};
-use inland_tls::DevCerts;
+use inland_tls::{DevCerts, ServerTls};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -177,10 +177,6 @@ fn with_dev_tls(
             .generate(&["localhost".into(), "127.0.0.1".into()], &[])
             .context("creating dev certificates")?;
     }
-    gateway.tls = Some(inland_gateway::TlsFiles {
-        cert: files.server_cert(),
-        key: files.server_key(),
-        client_ca: files.ca_cert(),
-    });
+    gateway.tls = Some(ServerTls::from_dev_certs(&files));
     Ok(gateway)
 }

@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
+use inland_tls::ServerTls;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -12,7 +12,7 @@ pub struct GatewayConfig {
     pub raw_topic: String,
     /// Server certificate and key, and the fleet CA vehicles' certificates chain to.
     /// `inland run` fills these from its dev certificates when unset.
-    pub tls: Option<TlsFiles>,
+    pub tls: Option<ServerTls>,
     /// Serve plain-text gRPC, identifying the vehicle by an `x-inland-vin` header. For
     /// local development only: refused unless `listen` is a loopback address.
     pub insecure_plaintext: bool,
@@ -43,14 +43,6 @@ pub struct GatewayConfig {
     /// How long to wait for the broker's delivery report before rejecting as unavailable.
     #[serde(with = "humantime_serde")]
     pub delivery_timeout: Duration,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: PathBuf,
 }
 
 impl Default for GatewayConfig {

@@ -16,6 +16,6 @@ mod service;
 mod trace_context;
 mod validate;
 
-pub use config::{GatewayConfig, TlsFiles};
+pub use config::GatewayConfig;
 pub use error::Error;
 pub use server::{Gateway, GatewayTls};

@@ -47,11 +47,7 @@ impl Gateway {
                 )));
             }
             (_, true) => GatewayTls::LoopbackPlaintext,
-            (Some(files), false) => GatewayTls::Mutual(ServerTls {
-                cert: files.cert.clone(),
-                key: files.key.clone(),
-                client_ca: files.client_ca.clone(),
-            }),
+            (Some(files), false) => GatewayTls::Mutual(files.clone()),
             (None, false) => {
                 return Err(Error::Config(
                     "gateway.tls is not set: give cert, key and client_ca (`inland dev-certs` makes a set for testing)"

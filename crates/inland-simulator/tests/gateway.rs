@@ -36,16 +36,7 @@ async fn start_gateway(certs: Option<&DevCerts>) -> Running {
         ..Default::default()
     };
     match certs {
-        Some(files) => {
-            config.tls = Some(
-                serde_json::from_value(serde_json::json!({
-                    "cert": files.server_cert(),
-                    "key": files.server_key(),
-                    "client_ca": files.ca_cert(),
-                }))
-                .unwrap(),
-            )
-        }
+        Some(files) => config.tls = Some(inland_tls::ServerTls::from_dev_certs(files)),
         None => config.insecure_plaintext = true,
     }
     let gateway = Gateway::bind(config, Arc::new(bus.clone())).await.unwrap();

@@ -6,7 +6,8 @@ use crate::{DevCerts, Error, Issued};
 
 /// The gateway's TLS files: its own identity and the fleet CA that vehicles' client
 /// certificates must chain to. Client certificates are required, never optional.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerTls {
     pub cert: PathBuf,
     pub key: PathBuf,
