@@ -21,20 +21,19 @@
 //! `cargo bench -p inland-benches --bench anonymizer_telemetry`
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use inland_anonymizer::{AnonymizerConfig, AnonymizerStage, FramesMode};
-use inland_benches::cpu_seconds;
+use inland_benches::{Counted, PassThrough, cpu_seconds};
 use inland_core::vss;
 use inland_proto::ingest::v1::{Sample, TelemetryBatch, sample};
 use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, raw_record};
 use inland_stage::{
-    Consumed, MemoryBus, MemoryBusConfig, Output, Producer, Record, Stage, StageConfig, StageError,
-    TopicSpec, run_stage,
+    Consumed, MemoryBus, MemoryBusConfig, Producer, Record, Stage, StageConfig, TopicSpec,
+    run_stage,
 };
 use prost::Message;
-use tokio_util::sync::CancellationToken;
 
 const PARTITIONS: i32 = 6;
 const POSITIONS: usize = 10;
@@ -107,51 +106,10 @@ fn record(n: usize, now: SystemTime) -> Record {
     }
 }
 
-/// The ceiling: forwards every record as read.
-struct PassThrough;
-
-#[async_trait::async_trait]
-impl Stage for PassThrough {
-    async fn process(&self, input: &Consumed) -> Result<Vec<Output>, StageError> {
-        Ok(vec![Output {
-            topic: OUTPUT.into(),
-            record: input.record.clone(),
-        }])
-    }
-}
-
-/// Counts what a stage did and asks `run_stage` to stop once every record is processed.
-struct Counted<S> {
-    inner: S,
-    records: usize,
-    processed: AtomicUsize,
-    forwarded: Arc<AtomicUsize>,
-    done: CancellationToken,
-}
-
-#[async_trait::async_trait]
-impl<S: Stage> Stage for Counted<S> {
-    async fn process(&self, input: &Consumed) -> Result<Vec<Output>, StageError> {
-        let outputs = self.inner.process(input).await?;
-        self.forwarded.fetch_add(outputs.len(), Ordering::Relaxed);
-        if self.processed.fetch_add(1, Ordering::Relaxed) + 1 == self.records {
-            self.done.cancel();
-        }
-        Ok(outputs)
-    }
-}
-
 /// Runs `stage` over the whole input with a fresh group; returns records/s.
 async fn run(bus: &MemoryBus, name: &str, records: usize, stage: impl Stage) -> f64 {
-    let done = CancellationToken::new();
-    let forwarded = Arc::new(AtomicUsize::new(0));
-    let stage = Counted {
-        inner: stage,
-        records,
-        processed: AtomicUsize::new(0),
-        forwarded: forwarded.clone(),
-        done: done.clone(),
-    };
+    let stage = Counted::new(stage, records);
+    let (done, forwarded) = (stage.done.clone(), stage.forwarded.clone());
     let consumer = bus.consumer(name, &[INPUT]).unwrap();
     // Outputs go to a bus of their own that nobody reads and that keeps only the newest
     // records, as a broker's producer frees what it delivered: a stage's steady state,
@@ -240,7 +198,7 @@ fn main() {
             bus.send(INPUT, input.clone()).await.unwrap();
         }
 
-        let ceiling = run(&bus, "pass-through", records, PassThrough).await;
+        let ceiling = run(&bus, "pass-through", records, PassThrough { topic: OUTPUT.into() }).await;
         let anonymized = run(&bus, "anonymizer", records, anonymizer).await;
         println!(
             "ratio anonymizer / pass-through: {:.2} (target >= 0.80)",
@@ -267,7 +225,7 @@ fn main() {
         println!(
             "process() alone, tight loop: anonymizer {:.2} µs/record, pass-through {:.2} µs/record",
             tight_loop(&stage, &consumed).await,
-            tight_loop(&PassThrough, &consumed).await
+            tight_loop(&PassThrough { topic: OUTPUT.into() }, &consumed).await
         );
     });
 }

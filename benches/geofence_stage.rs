@@ -16,24 +16,21 @@
 //! `INLAND_KAFKA_BOOTSTRAP=127.0.0.1:9092 cargo bench -p inland-benches --bench geofence_stage`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use inland_benches::cpu_seconds;
+use inland_benches::{Counted, PassThrough, cpu_seconds};
 use inland_core::vss;
 use inland_geofence::{GeofenceConfig, GeofenceStage, synth};
 use inland_proto::ingest::v1::{Sample, TelemetryBatch, sample};
 use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, raw_record};
-use inland_stage::{
-    Consumed, KafkaConfig, Output, Stage, StageConfig, StageError, TopicSpec, run_stage,
-};
+use inland_stage::{KafkaConfig, Stage, StageConfig, TopicSpec, run_stage};
 use prost::Message;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio_util::sync::CancellationToken;
 
 const PARTITIONS: i32 = 6;
 const ZONES: usize = 10_000;
@@ -131,42 +128,6 @@ async fn preproduce(kafka: &KafkaConfig, topic: &str, starts: &[(f64, f64)]) {
     );
 }
 
-/// The ceiling: forwards every record as read.
-struct PassThrough {
-    topic: String,
-}
-
-#[async_trait::async_trait]
-impl Stage for PassThrough {
-    async fn process(&self, input: &Consumed) -> Result<Vec<Output>, StageError> {
-        Ok(vec![Output {
-            topic: self.topic.clone(),
-            record: input.record.clone(),
-        }])
-    }
-}
-
-/// Counts what a stage did and asks `run_stage` to stop once every record is processed.
-struct Counted<S> {
-    inner: S,
-    records: usize,
-    processed: AtomicUsize,
-    forwarded: Arc<AtomicUsize>,
-    done: CancellationToken,
-}
-
-#[async_trait::async_trait]
-impl<S: Stage> Stage for Counted<S> {
-    async fn process(&self, input: &Consumed) -> Result<Vec<Output>, StageError> {
-        let outputs = self.inner.process(input).await?;
-        self.forwarded.fetch_add(outputs.len(), Ordering::Relaxed);
-        if self.processed.fetch_add(1, Ordering::Relaxed) + 1 == self.records {
-            self.done.cancel();
-        }
-        Ok(outputs)
-    }
-}
-
 struct Side {
     per_second: f64,
     elapsed: Duration,
@@ -186,15 +147,8 @@ async fn run(
         max_in_flight: env_or("BENCH_IN_FLIGHT", StageConfig::new(name).max_in_flight),
         ..StageConfig::new(name)
     };
-    let done = CancellationToken::new();
-    let forwarded = Arc::new(AtomicUsize::new(0));
-    let stage = Counted {
-        inner: stage,
-        records,
-        processed: AtomicUsize::new(0),
-        forwarded: forwarded.clone(),
-        done: done.clone(),
-    };
+    let stage = Counted::new(stage, records);
+    let (done, forwarded) = (stage.done.clone(), stage.forwarded.clone());
     let consumer = kafka
         .consumer(&format!("{input}.{name}"), &[input])
         .unwrap();

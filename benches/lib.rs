@@ -1,5 +1,7 @@
 //! Helpers shared by the benchmarks.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -36,4 +38,59 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// The ceiling of a stage benchmark: forwards every record as read to `topic`.
+pub struct PassThrough {
+    pub topic: String,
+}
+
+#[async_trait::async_trait]
+impl inland_stage::Stage for PassThrough {
+    async fn process(
+        &self,
+        input: &inland_stage::Consumed,
+    ) -> Result<Vec<inland_stage::Output>, inland_stage::StageError> {
+        Ok(vec![inland_stage::Output {
+            topic: self.topic.clone(),
+            record: input.record.clone(),
+        }])
+    }
+}
+
+/// Wraps a stage: counts its outputs into `forwarded` and cancels `done` once `records`
+/// inputs were processed, so a benchmark's `run_stage` stops when the input is used up.
+pub struct Counted<S> {
+    inner: S,
+    records: usize,
+    processed: AtomicUsize,
+    pub forwarded: Arc<AtomicUsize>,
+    pub done: tokio_util::sync::CancellationToken,
+}
+
+impl<S> Counted<S> {
+    pub fn new(inner: S, records: usize) -> Self {
+        Self {
+            inner,
+            records,
+            processed: AtomicUsize::new(0),
+            forwarded: Arc::new(AtomicUsize::new(0)),
+            done: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: inland_stage::Stage> inland_stage::Stage for Counted<S> {
+    async fn process(
+        &self,
+        input: &inland_stage::Consumed,
+    ) -> Result<Vec<inland_stage::Output>, inland_stage::StageError> {
+        let outputs = self.inner.process(input).await?;
+        self.forwarded.fetch_add(outputs.len(), Ordering::Relaxed);
+        if self.processed.fetch_add(1, Ordering::Relaxed) + 1 == self.records {
+            self.done.cancel();
+        }
+        Ok(outputs)
+    }
 }
