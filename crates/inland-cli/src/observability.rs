@@ -10,7 +10,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, ObservabilityConfig};
@@ -26,6 +26,11 @@ pub fn init_logs(config: &ObservabilityConfig) {
         LogFormat::Text => builder.init(),
     }
 }
+
+/// From 1 ms (an ack on loopback) to 30 s (a delivery timeout), roughly doubling.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// Whether this process should receive work. Services mark it ready once they serve;
 /// Kubernetes routes nothing to a pod whose `/readyz` says otherwise.
@@ -54,6 +59,10 @@ pub async fn init_admin(config: &ObservabilityConfig) -> anyhow::Result<Readines
         return Ok(readiness);
     };
     let metrics = PrometheusBuilder::new()
+        // Buckets, not summaries, for every duration: quantiles can then be aggregated
+        // across pods (histogram_quantile), which per-process summaries cannot.
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .context("latency buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
     let listener = tokio::net::TcpListener::bind(addr)
