@@ -64,7 +64,7 @@ pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyho
         tokio::spawn(async move { inland_simulator::run(fleet, Some(&certs), true, stop).await })
     });
     let status = tokio::spawn(report_progress(bus.clone(), shutdown.clone()));
-    crate::shutdown_signal().await;
+    crate::shutdown_signal(ready).await;
     shutdown.cancel();
     status.await.context("status task")?;
     if let Some(fleet) = fleet {

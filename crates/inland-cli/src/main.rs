@@ -112,8 +112,9 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod).
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod), first
+/// turning readiness off so no new work is routed here while in-flight work drains.
+async fn shutdown_signal(ready: observability::Readiness) {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler cannot fail on Unix");
@@ -121,5 +122,6 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term.recv() => {}
     }
+    ready.set(false);
     tracing::info!("shutting down: draining in-flight work");
 }

@@ -40,11 +40,11 @@ async fn prepare_topics(config: &InlandConfig) -> anyhow::Result<()> {
 }
 
 /// A token cancelled by Ctrl-C or SIGTERM.
-fn cancel_on_signal() -> CancellationToken {
+fn cancel_on_signal(ready: Readiness) -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
-        crate::shutdown_signal().await;
+        crate::shutdown_signal(ready).await;
         cancel.cancel();
     });
     token
@@ -58,7 +58,7 @@ pub async fn gateway(config: InlandConfig, ready: Readiness) -> anyhow::Result<(
         .context("creating the Kafka producer")?;
     let gateway = inland_gateway::Gateway::bind(config.gateway, Arc::new(producer)).await?;
     ready.set(true);
-    gateway.serve(crate::shutdown_signal()).await?;
+    gateway.serve(crate::shutdown_signal(ready)).await?;
     Ok(())
 }
 
@@ -71,7 +71,8 @@ pub async fn simulate(
         opts.config,
         Some(&opts.certs),
         opts.progress,
-        cancel_on_signal(),
+        // Nothing routes work to a simulator; it has no readiness of its own.
+        cancel_on_signal(Readiness::default()),
     )
     .await?;
     if opts.json {
@@ -119,7 +120,7 @@ async fn run_on_kafka(
         consumer,
         producer,
         StageConfig::new(site.name),
-        cancel_on_signal(),
+        cancel_on_signal(ready),
     )
     .await?;
     Ok(())
