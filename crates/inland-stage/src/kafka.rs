@@ -10,11 +10,12 @@ use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, ConfigSource, NewTopic, ResourceSpecifier,
     TopicReplication,
 };
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::{
@@ -97,8 +98,14 @@ impl KafkaConfig {
         config
             .set("group.id", group)
             .set("enable.auto.commit", "false");
-        let inner: StreamConsumer = config
-            .create()
+        if !self.properties.contains_key("statistics.interval.ms") {
+            // How often librdkafka reports consumer lag (see `LagReporter`).
+            config.set("statistics.interval.ms", "10000");
+        }
+        let inner: StreamConsumer<LagReporter> = config
+            .create_with_context(LagReporter {
+                group: group.to_owned(),
+            })
             .map_err(kafka_error("create the consumer"))?;
         inner.subscribe(topics).map_err(kafka_error("subscribe"))?;
         Ok(KafkaConsumer {
@@ -332,8 +339,29 @@ impl Producer for KafkaProducer {
 /// A member of a Kafka consumer group.
 pub struct KafkaConsumer {
     // Shared with the blocking thread a synchronous commit runs on.
-    inner: Arc<StreamConsumer>,
+    inner: Arc<StreamConsumer<LagReporter>>,
 }
+
+/// Turns librdkafka's periodic statistics into the consumer-lag gauge: lag is what an
+/// operator pages on, and librdkafka already computes it per assigned partition.
+struct LagReporter {
+    group: String,
+}
+
+impl ClientContext for LagReporter {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (&partition, p) in &stats.partitions {
+                // Partition -1 is librdkafka's internal one; a lag of -1 is unknown.
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::consumer_lag(&self.group, topic, partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagReporter {}
 
 #[async_trait::async_trait]
 impl Consumer for KafkaConsumer {

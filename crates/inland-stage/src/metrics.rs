@@ -134,6 +134,19 @@ impl StageMetrics {
     }
 }
 
+/// librdkafka's consumer lag of one partition (its high watermark minus the group's
+/// committed offset), reported with the client statistics. No log line: it is a level,
+/// read by dashboards and the consumer-lag alert.
+pub(crate) fn consumer_lag(group: &str, topic: &str, partition: i32, records: i64) {
+    metrics::gauge!(
+        "inland_stage_consumer_lag_records",
+        "group" => group.to_owned(),
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string()
+    )
+    .set(records as f64);
+}
+
 pub(crate) fn bus_backpressure(topic: &str, partition: i32) {
     counter!("inland_bus_backpressure_waits_total", "topic" => topic.to_owned()).increment(1);
     tracing::debug!(

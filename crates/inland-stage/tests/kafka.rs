@@ -464,3 +464,67 @@ async fn offsets_wait_for_outputs_to_be_durable() {
     assert_eq!(out, expected);
     delete_topics(&[&input, &output]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: scripts/kafka.sh start, then INLAND_KAFKA_BOOTSTRAP=127.0.0.1:9092 cargo test -- --ignored"]
+async fn consumer_lag_is_reported_per_partition() {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshots = recorder.snapshotter();
+    recorder
+        .install()
+        .expect("the only recorder in this test binary");
+
+    let mut kafka = KafkaConfig::new(bootstrap());
+    kafka
+        .properties
+        .insert("statistics.interval.ms".into(), "100".into());
+    let topic = unique("lag");
+    kafka.ensure_topics(&[spec(&topic, 1)]).await.unwrap();
+    let producer = kafka.producer().unwrap();
+    for i in 0..5 {
+        let record = Record {
+            key: Bytes::from("k"),
+            payload: Bytes::from(format!("r{i}")),
+            ..Record::default()
+        };
+        producer.send(&topic, record).await.unwrap();
+    }
+    let group = unique("lag-group");
+    let consumer = kafka.consumer(&group, &[&topic]).unwrap();
+    let mut last = None;
+    for _ in 0..2 {
+        last = Some(consumer.recv().await.unwrap().position());
+    }
+    consumer.commit(&[last.unwrap()]).await.unwrap();
+
+    // Statistics are served while the consumer polls; 5 written, 2 committed: lag 3.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let lag = loop {
+        let _ = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
+        let found = snapshots
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .find_map(|(key, _, _, value)| {
+                let labels: Vec<_> = key
+                    .key()
+                    .labels()
+                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                    .collect();
+                let mine = labels.contains(&("group".into(), group.clone()))
+                    && labels.contains(&("topic".into(), topic.clone()));
+                match value {
+                    metrics_util::debugging::DebugValue::Gauge(v)
+                        if mine && key.key().name() == "inland_stage_consumer_lag_records" =>
+                    {
+                        Some(v.into_inner())
+                    }
+                    _ => None,
+                }
+            });
+        if found == Some(3.0) || Instant::now() > deadline {
+            break found;
+        }
+    };
+    assert_eq!(lag, Some(3.0), "high watermark 5 minus committed 2");
+}

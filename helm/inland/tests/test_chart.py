@@ -266,12 +266,12 @@ def test_prometheus_rule_has_every_alert(manifests):
     (rule,) = of_kind(manifests, "PrometheusRule")
     rules = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
     assert set(rules) == {
-        "InlandStageCommitLagHigh", "InlandStageDeadLetters", "InlandAnonymizerFailures",
+        "InlandStageConsumerLagHigh", "InlandStageDeadLetters", "InlandAnonymizerFailures",
         "InlandGatewayAckLatencyHigh", "InlandGeofenceDropRateSpike",
         "InlandStorageLifecycleDrift", "InlandTargetDown",
     }
     for metric, alert in [
-        ("inland_stage_commit_lag_records", "InlandStageCommitLagHigh"),
+        ("inland_stage_consumer_lag_records", "InlandStageConsumerLagHigh"),
         ("inland_gateway_ack_latency_seconds", "InlandGatewayAckLatencyHigh"),
         ("inland_geofence_dropped_total", "InlandGeofenceDropRateSpike"),
         ("inland_stage_records_dead_lettered_total", "InlandStageDeadLetters"),
@@ -288,7 +288,7 @@ def test_alerts_are_toggleable():
     (rule,) = of_kind(docs, "PrometheusRule")
     names = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert "InlandGeofenceDropRateSpike" not in names and "InlandStorageLifecycleDrift" not in names
-    assert "InlandStageCommitLagHigh" in names
+    assert "InlandStageConsumerLagHigh" in names
     assert all(g["rules"] for g in rule["spec"]["groups"])
 
 
