@@ -90,6 +90,11 @@ pub struct ObservabilityConfig {
     /// The admin HTTP server: `/metrics` (Prometheus), `/healthz` (liveness), `/readyz`
     /// (readiness). In a pod, listen on `0.0.0.0:9464`; unset to disable.
     pub admin_listen: Option<SocketAddr>,
+    /// Where to export traces over OTLP/gRPC, e.g. `http://otel-collector:4317`. Unset:
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, and without that no traces are exported.
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces exported (0.0–1.0); a continued trace follows its parent.
+    pub trace_sample_ratio: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +110,8 @@ impl Default for ObservabilityConfig {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            otlp_endpoint: None,
+            trace_sample_ratio: 1.0,
         }
     }
 }

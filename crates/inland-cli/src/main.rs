@@ -91,9 +91,12 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {}
     }
-    observability::init_logs(&config.observability);
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
+    let tracer = {
+        let _in_runtime = runtime.enter();
+        observability::init_logs(&config.observability, cli.command.service_name())?
+    };
+    let result = runtime.block_on(async move {
         let ready = observability::init_admin(&config.observability).await?;
         match cli.command {
             Command::Run(args) => embedded::run(config, args, ready).await,
@@ -109,7 +112,32 @@ fn main() -> anyhow::Result<()> {
                 unreachable!("handled before the runtime starts")
             }
         }
-    })
+    });
+    // Exports the spans still batched; the runtime must still run the gRPC channel.
+    if let Some(tracer) = tracer
+        && let Err(e) = tracer.shutdown()
+    {
+        tracing::warn!(error = %e, "could not flush the last traces");
+    }
+    result
+}
+
+impl Command {
+    /// Names the service in exported traces (`inland-<name>`).
+    fn service_name(&self) -> &'static str {
+        match self {
+            Command::Run(_) => "run",
+            Command::Gateway => "gateway",
+            Command::Geofence => "geofence",
+            Command::Anonymizer => "anonymizer",
+            Command::Keys { .. } => "keys",
+            Command::Topics => "topics",
+            Command::Simulate(_) => "simulate",
+            Command::Zones { .. } => "zones",
+            Command::Anonymize(_) => "anonymize",
+            Command::DevCerts(_) => "dev-certs",
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod), first

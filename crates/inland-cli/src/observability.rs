@@ -10,21 +10,73 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use inland_stage::trace;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, ObservabilityConfig};
 
-pub fn init_logs(config: &ObservabilityConfig) {
+/// Installs the log subscriber and, when an OTLP endpoint is configured, the OpenTelemetry
+/// layer exporting spans as `OTEL_SERVICE_NAME` or `inland-<service>`. Returns the tracer
+/// provider to shut down on exit (flushing the last spans). Call inside a Tokio runtime:
+/// the exporter's gRPC channel runs on it.
+pub fn init_logs(
+    config: &ObservabilityConfig,
+    service: &str,
+) -> anyhow::Result<Option<SdkTracerProvider>> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match config.log_format {
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    let endpoint = config
+        .otlp_endpoint
+        .clone()
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok());
+    // No exporter, no layer: spans then cost only what the fmt layer does with them.
+    let provider = match endpoint {
+        Some(endpoint) => {
+            let name =
+                std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| format!("inland-{service}"));
+            let provider = trace::otlp_tracer_provider(&endpoint, &name, config.trace_sample_ratio)
+                .with_context(|| format!("cannot export traces to {endpoint}"))?;
+            Some(provider)
+        }
+        None => None,
+    };
+    // The exporter's own transport must not be traced into itself: with a debug filter,
+    // every export would make spans to export (and can stall the export thread).
+    let transport = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(
+            [
+                "h2",
+                "hyper",
+                "hyper_util",
+                "tonic",
+                "tower",
+                "opentelemetry",
+            ]
+            .map(|t| (t, LevelFilter::OFF)),
+        );
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("inland"))
+            .with_filter(transport)
+    });
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .with(filter)
+        .init();
+    Ok(provider)
 }
 
 /// From 1 ms (an ack on loopback) to 30 s (a delivery timeout), roughly doubling.

@@ -9,9 +9,11 @@ use inland_proto::ingest::v1::{
     AckStatus, UploadAck, UploadBatchRequest, UploadBatchResponse, UploadRequest,
 };
 use inland_proto::pipeline::v1::RAW_RECORD_SCHEMA;
-use inland_stage::{Producer, Record};
+use inland_stage::{Producer, Record, trace};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::dedup::{Claim, Deduplicator};
 use crate::limits::VehicleRateLimit;
@@ -59,11 +61,37 @@ impl IngestService {
         })
     }
 
-    /// Handles one upload end to end and answers with its ack.
-    async fn handle(&self, vin: &Vin, traceparent: &str, req: UploadRequest) -> UploadAck {
+    /// Handles one upload end to end, in a `gateway.upload` span continuing the
+    /// vehicle's trace, and answers with its ack. The span never names the vehicle or the
+    /// message.
+    async fn handle(&self, vin: &Vin, parent: Option<&str>, req: UploadRequest) -> UploadAck {
+        let span = tracing::info_span!("gateway.upload", outcome = tracing::field::Empty);
+        if let Some(parent) = parent {
+            // Fails only when no OpenTelemetry layer is installed; nothing is exported then.
+            let _ = span.set_parent(trace::parent_from_traceparent(parent));
+        }
+        let ack = self
+            .handle_in_span(vin, parent, req)
+            .instrument(span.clone())
+            .await;
+        let outcome = match AckStatus::try_from(ack.status) {
+            Ok(AckStatus::Accepted) => "accepted",
+            Ok(AckStatus::Duplicate) => "duplicate",
+            _ => "rejected",
+        };
+        span.record("outcome", outcome);
+        ack
+    }
+
+    async fn handle_in_span(
+        &self,
+        vin: &Vin,
+        parent: Option<&str>,
+        req: UploadRequest,
+    ) -> UploadAck {
         let started = Instant::now();
         let message_id = req.message_id.clone();
-        match self.store(vin, traceparent, req).await {
+        match self.store(vin, parent, req).await {
             Ok(outcome) => {
                 metrics::upload_acked(outcome, started.elapsed());
                 let status = match outcome {
@@ -92,7 +120,7 @@ impl IngestService {
     async fn store(
         &self,
         vin: &Vin,
-        traceparent: &str,
+        parent: Option<&str>,
         req: UploadRequest,
     ) -> Result<Outcome, Error> {
         let config = &self.inner.config;
@@ -103,7 +131,7 @@ impl IngestService {
             Claim::Duplicate => return Ok(Outcome::Duplicate),
             Claim::Owner(owner) => owner,
         };
-        let record = Record {
+        let mut record = Record {
             key: vin.as_str().as_bytes().to_vec().into(),
             headers: vec![
                 (
@@ -111,9 +139,14 @@ impl IngestService {
                     raw.message_id.clone().into_bytes().into(),
                 ),
                 (SCHEMA_HEADER.into(), RAW_RECORD_SCHEMA.as_bytes().into()),
+                // Replaced by this upload's span when it is exported.
                 (
-                    trace_context::HEADER.into(),
-                    traceparent.as_bytes().to_vec().into(),
+                    trace::TRACEPARENT.into(),
+                    parent
+                        .map(str::to_owned)
+                        .unwrap_or_else(trace_context::new_root)
+                        .into_bytes()
+                        .into(),
                 ),
             ],
             payload: raw.encode_to_vec().into(),
@@ -122,6 +155,7 @@ impl IngestService {
                 .ok()
                 .map(|d| d.as_millis() as i64),
         };
+        trace::inject_current(&mut record.headers);
         let send = self.inner.producer.send(&config.raw_topic, record);
         match tokio::time::timeout(config.delivery_timeout, send).await {
             Err(_) => Err(Error::DeliveryTimeout(config.delivery_timeout)),
@@ -145,7 +179,7 @@ impl VehicleIngest for IngestService {
         request: Request<Streaming<UploadRequest>>,
     ) -> Result<Response<AckStream>, Status> {
         let vin = self.authenticate(&request)?;
-        let traceparent = trace_context::from_metadata(request.metadata());
+        let traceparent = trace_context::incoming(request.metadata());
         let service = self.clone();
         let in_flight = self.inner.config.max_in_flight_per_stream;
         let open = StreamGuard::open();
@@ -159,7 +193,7 @@ impl VehicleIngest for IngestService {
                     (service.clone(), vin.clone(), traceparent.clone());
                 async move {
                     match msg {
-                        Ok(req) => Ok(service.handle(&vin, &traceparent, req).await),
+                        Ok(req) => Ok(service.handle(&vin, traceparent.as_deref(), req).await),
                         Err(status) => Err(status),
                     }
                 }
@@ -173,7 +207,7 @@ impl VehicleIngest for IngestService {
         request: Request<UploadBatchRequest>,
     ) -> Result<Response<UploadBatchResponse>, Status> {
         let vin = self.authenticate(&request)?;
-        let traceparent = trace_context::from_metadata(request.metadata());
+        let traceparent = trace_context::incoming(request.metadata());
         let requests = request.into_inner().requests;
         let max = self.inner.config.max_batch_requests;
         if requests.len() > max {
@@ -186,7 +220,7 @@ impl VehicleIngest for IngestService {
         let acks = futures::future::join_all(
             requests
                 .into_iter()
-                .map(|req| self.handle(&vin, &traceparent, req)),
+                .map(|req| self.handle(&vin, traceparent.as_deref(), req)),
         )
         .await;
         Ok(Response::new(UploadBatchResponse { acks }))

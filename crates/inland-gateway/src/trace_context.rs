@@ -1,22 +1,21 @@
-//! W3C trace context (`traceparent`) carried from the vehicle's call into the record
-//! headers, so the stages downstream continue the same trace.
+//! The vehicle's W3C trace context (`traceparent` call metadata), which parents the
+//! gateway's upload spans, and the fallback root when there is none.
 
 use rand::Rng;
 use tonic::metadata::MetadataMap;
 
-pub const HEADER: &str = "traceparent";
-
-/// The caller's `traceparent` when it is well-formed, else a new root context.
-pub fn from_metadata(metadata: &MetadataMap) -> String {
+/// The caller's `traceparent` when it is well-formed: the parent of its upload spans.
+pub fn incoming(metadata: &MetadataMap) -> Option<String> {
     metadata
-        .get(HEADER)
+        .get(inland_stage::trace::TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_valid(v))
         .map(str::to_owned)
-        .unwrap_or_else(new_root)
 }
 
-fn new_root() -> String {
+/// A new root context, for the record header when neither the caller nor an exported
+/// span provides one: downstream stages then still share one trace id.
+pub fn new_root() -> String {
     let mut rng = rand::rng();
     let trace: u128 = rng.random_range(1..=u128::MAX);
     let span: u64 = rng.random_range(1..=u64::MAX);
@@ -46,19 +45,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_a_valid_parent_and_replaces_a_bad_one() {
+    fn keeps_a_valid_parent_and_ignores_a_bad_one() {
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let mut md = MetadataMap::new();
-        md.insert(HEADER, parent.parse().unwrap());
-        assert_eq!(from_metadata(&md), parent);
+        md.insert("traceparent", parent.parse().unwrap());
+        assert_eq!(incoming(&md).as_deref(), Some(parent));
         md.insert(
-            HEADER,
+            "traceparent",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
                 .parse()
                 .unwrap(),
         );
-        let fresh = from_metadata(&md);
-        assert!(is_valid(&fresh) && fresh != parent);
-        assert!(is_valid(&from_metadata(&MetadataMap::new())));
+        assert_eq!(incoming(&md), None);
+        assert_eq!(incoming(&MetadataMap::new()), None);
+        assert!(is_valid(&new_root()));
     }
 }

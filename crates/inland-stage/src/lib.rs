@@ -10,6 +10,7 @@
 //!   (rdkafka) for the distributed mode; [`MemoryBus`] is the bounded in-process bus for
 //!   `inland run` and tests.
 //! - [`TopicSpec`]: what `ensure_topics` creates on either transport.
+//! - [`trace`]: OpenTelemetry trace context in record headers, and the OTLP exporter.
 //! - Metrics and their log lines: `metrics.rs`.
 
 mod consumer;
@@ -21,6 +22,7 @@ mod producer;
 mod record;
 mod stage;
 mod topic_spec;
+pub mod trace;
 
 pub use consumer::{Consumed, Consumer, Position};
 pub use error::Error;

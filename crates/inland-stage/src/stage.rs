@@ -17,9 +17,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metrics::StageMetrics;
-use crate::{Consumed, Consumer, Delivery, Error, Position, Producer, Record};
+use crate::{Consumed, Consumer, Delivery, Error, Position, Producer, Record, trace};
 
 /// Header on a dead-lettered record: why the stage rejected it.
 pub const DEAD_LETTER_REASON: &str = "inland-dlq-reason";
@@ -355,9 +357,24 @@ async fn partition_worker<S: Stage>(ctx: Arc<Ctx<S>>, mut input: mpsc::Receiver<
     }
 }
 
-/// The outputs of one record: the stage's, or its dead-letter copy. Retries while a
-/// dependency is unavailable.
+/// The outputs of one record: the stage's, or its dead-letter copy, within a
+/// `stage.process` span that continues the record's trace; the outputs carry that span's
+/// context on to the next hop.
 async fn process<S: Stage>(ctx: &Ctx<S>, consumed: &Consumed) -> Vec<Output> {
+    let span = tracing::info_span!("stage.process", stage = %ctx.config.name);
+    // Fails only when no OpenTelemetry layer is installed; the span is then not exported.
+    let _ = span.set_parent(trace::parent_from_headers(&consumed.record));
+    let mut outputs = attempt(ctx, consumed).instrument(span.clone()).await;
+    span.in_scope(|| {
+        for output in &mut outputs {
+            trace::inject_current(&mut output.record.headers);
+        }
+    });
+    outputs
+}
+
+/// Processes one record, retrying while a dependency is unavailable.
+async fn attempt<S: Stage>(ctx: &Ctx<S>, consumed: &Consumed) -> Vec<Output> {
     let mut failures = 0;
     loop {
         let started = Instant::now();
