@@ -38,7 +38,10 @@ pub struct GatewayConfig {
     /// How long a message id is remembered to answer retries `duplicate`.
     #[serde(with = "humantime_serde")]
     pub dedup_window: Duration,
-    /// Most message ids remembered at once (bounds memory).
+    /// Most message ids remembered at once. Bounds memory (≈ 150 bytes each) and so how
+    /// far back retries are recognised under load: at 25 000 uploads/s, 200 000 ids cover
+    /// 8 s; a retry older than that is stored again, and downstream drops it by its
+    /// `inland-record-id`.
     pub dedup_capacity: u64,
     /// How long to wait for the broker's delivery report before rejecting as unavailable.
     #[serde(with = "humantime_serde")]
@@ -61,7 +64,7 @@ impl Default for GatewayConfig {
             max_clock_skew: Duration::from_secs(300),
             max_record_age: Duration::from_secs(7 * 24 * 3600),
             dedup_window: Duration::from_secs(600),
-            dedup_capacity: 500_000,
+            dedup_capacity: 200_000,
             delivery_timeout: Duration::from_secs(30),
         }
     }
