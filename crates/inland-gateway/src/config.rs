@@ -40,8 +40,8 @@ pub struct GatewayConfig {
     pub dedup_window: Duration,
     /// Most message ids remembered at once. Bounds memory (≈ 150 bytes each) and so how
     /// far back retries are recognised under load: at 25 000 uploads/s, 200 000 ids cover
-    /// 8 s; a retry older than that is stored again, and downstream drops it by its
-    /// `inland-record-id`.
+    /// 8 s; a retry older than that is stored again (at least once), and the
+    /// anonymizer's `inland-record-id` header lets the archiver drop the copy.
     pub dedup_capacity: u64,
     /// How long to wait for the broker's delivery report before rejecting as unavailable.
     #[serde(with = "humantime_serde")]
