@@ -22,11 +22,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use inland_anonymizer::{AnonymizerConfig, AnonymizerStage, FramesMode};
-use inland_benches::{Counted, PassThrough, cpu_seconds};
-use inland_core::vss;
+use inland_benches::{Counted, POSITIONS, PassThrough, cpu_seconds, drive_samples};
 use inland_proto::ingest::v1::{Sample, TelemetryBatch, sample};
 use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, raw_record};
 use inland_stage::{
@@ -36,7 +35,6 @@ use inland_stage::{
 use prost::Message;
 
 const PARTITIONS: i32 = 6;
-const POSITIONS: usize = 10;
 const VEHICLES: usize = 1_000;
 const INPUT: &str = "bench.geofenced";
 const OUTPUT: &str = "bench.out";
@@ -61,23 +59,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// One second of vehicle `n` at 10 Hz, about 40 km/h north-east, as the geofence forwards it.
 fn record(n: usize, now: SystemTime) -> Record {
     let (lat, lon) = (30.0 + (n % 97) as f64 * 0.1, 110.0 + (n % 89) as f64 * 0.1);
-    let mut samples = Vec::with_capacity(3 * POSITIONS + 1);
-    for i in 0..POSITIONS {
-        let time = Some((now - Duration::from_millis(100 * (POSITIONS - i) as u64)).into());
-        let step = i as f64 * 1e-5;
-        let double = |path: &str, v| Sample {
-            path: path.into(),
-            time,
-            value: Some(sample::Value::DoubleValue(v)),
-        };
-        samples.push(Sample {
-            path: "Vehicle.Speed".into(),
-            time,
-            value: Some(sample::Value::FloatValue(40.0 + i as f32)),
-        });
-        samples.push(double(vss::LATITUDE, lat + step));
-        samples.push(double(vss::LONGITUDE, lon + step));
-    }
+    let mut samples = drive_samples((lat, lon), now);
     samples.push(Sample {
         path: "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current".into(),
         time: None,

@@ -21,10 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use inland_benches::{Counted, PassThrough, cpu_seconds};
-use inland_core::vss;
+use inland_benches::{Counted, POSITIONS, PassThrough, cpu_seconds, drive_samples};
 use inland_geofence::{GeofenceConfig, GeofenceStage, synth};
-use inland_proto::ingest::v1::{Sample, TelemetryBatch, sample};
+use inland_proto::ingest::v1::TelemetryBatch;
 use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, raw_record};
 use inland_stage::{KafkaConfig, Stage, StageConfig, TopicSpec, run_stage};
 use prost::Message;
@@ -34,7 +33,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const PARTITIONS: i32 = 6;
 const ZONES: usize = 10_000;
-const POSITIONS: usize = 10;
 const VEHICLES: usize = 1_000;
 
 /// The same allocator as the `inland` binary.
@@ -43,23 +41,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// One second of a vehicle at 10 Hz from `(lat, lon)`, about 40 km/h north-east.
 fn record(n: usize, (lat, lon): (f64, f64), now: SystemTime) -> RawRecord {
-    let mut samples = Vec::with_capacity(3 * POSITIONS);
-    for i in 0..POSITIONS {
-        let time = Some((now - Duration::from_millis(100 * (POSITIONS - i) as u64)).into());
-        let step = i as f64 * 1e-5;
-        let double = |path: &str, v| Sample {
-            path: path.into(),
-            time,
-            value: Some(sample::Value::DoubleValue(v)),
-        };
-        samples.push(Sample {
-            path: "Vehicle.Speed".into(),
-            time,
-            value: Some(sample::Value::FloatValue(40.0 + i as f32)),
-        });
-        samples.push(double(vss::LATITUDE, lat + step));
-        samples.push(double(vss::LONGITUDE, lon + step));
-    }
+    let samples = drive_samples((lat, lon), now);
     RawRecord {
         message_id: format!("bench-{n}"),
         vin: vin(n),

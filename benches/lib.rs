@@ -94,3 +94,33 @@ impl<S: inland_stage::Stage> inland_stage::Stage for Counted<S> {
         Ok(outputs)
     }
 }
+
+/// Positions per one-second telemetry upload (10 Hz).
+pub const POSITIONS: usize = 10;
+
+/// One second of a vehicle at 10 Hz from `(lat, lon)`, about 40 km/h north-east: speed,
+/// latitude and longitude per instant, as the stage benchmarks feed their stages.
+pub fn drive_samples(
+    (lat, lon): (f64, f64),
+    now: std::time::SystemTime,
+) -> Vec<inland_proto::ingest::v1::Sample> {
+    use inland_proto::ingest::v1::{Sample, sample};
+    let mut samples = Vec::with_capacity(3 * POSITIONS + 1);
+    for i in 0..POSITIONS {
+        let time = Some((now - Duration::from_millis(100 * (POSITIONS - i) as u64)).into());
+        let step = i as f64 * 1e-5;
+        let double = |path: &str, v| Sample {
+            path: path.into(),
+            time,
+            value: Some(sample::Value::DoubleValue(v)),
+        };
+        samples.push(Sample {
+            path: "Vehicle.Speed".into(),
+            time,
+            value: Some(sample::Value::FloatValue(40.0 + i as f32)),
+        });
+        samples.push(double(inland_core::vss::LATITUDE, lat + step));
+        samples.push(double(inland_core::vss::LONGITUDE, lon + step));
+    }
+    samples
+}

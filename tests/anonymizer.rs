@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 use inland_anonymizer::{Anonymized, AnonymizerConfig, AnonymizerStage, FramesMode, Pseudonymizer};
 use inland_core::{Vin, topics, vss};
 use inland_proto::ingest::v1::{CameraFrame, Sample, TelemetryBatch, sample};
-use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, anonymized_record, raw_record};
+use inland_proto::pipeline::v1::{RawRecord, anonymized_record, raw_record};
 use inland_stage::{Consumed, Consumer, Producer, Record, StageConfig, TopicSpec, run_stage};
-use inland_tests::{assert_dead_lettered, kafka, random_vin};
+use inland_tests::{as_gateway_writes, assert_dead_lettered, kafka, random_vin};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -28,19 +28,7 @@ fn spec(name: &str, partitions: i32, retention: Duration) -> TopicSpec {
 
 /// A record as the geofence forwards it: keyed by VIN, with the gateway's headers.
 fn geofenced(vin: &Vin, message_id: &str, payload: Vec<u8>) -> Record {
-    Record {
-        key: vin.as_str().as_bytes().to_vec().into(),
-        payload: payload.into(),
-        headers: vec![
-            (
-                "inland-message-id".into(),
-                message_id.as_bytes().to_vec().into(),
-            ),
-            ("inland-schema".into(), RAW_RECORD_SCHEMA.into()),
-            ("traceparent".into(), TRACE.into()),
-        ],
-        timestamp_ms: None,
-    }
+    as_gateway_writes(vin, message_id, payload, TRACE)
 }
 
 fn raw(vin: &Vin, message_id: &str, payload: raw_record::Payload) -> Record {

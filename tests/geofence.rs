@@ -15,11 +15,13 @@ use inland_proto::ingest::v1::{
     AckStatus, CameraFrame, Position, Sample, TelemetryBatch, UploadBatchRequest, UploadRequest,
     sample, upload_request,
 };
-use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, raw_record};
+use inland_proto::pipeline::v1::{RawRecord, raw_record};
 use inland_stage::{
     Consumed, Consumer, KafkaConfig, MemoryBus, Producer, Record, StageConfig, TopicSpec, run_stage,
 };
-use inland_tests::{TestGateway, assert_dead_lettered, kafka, random_vin, records_for};
+use inland_tests::{
+    TestGateway, as_gateway_writes, assert_dead_lettered, kafka, random_vin, records_for,
+};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -157,22 +159,12 @@ fn raw_record(vin: &Vin, message_id: &str, payload: raw_record::Payload) -> Reco
 }
 
 fn record(vin: &Vin, message_id: &str, payload: Vec<u8>) -> Record {
-    Record {
-        key: vin.as_str().as_bytes().to_vec().into(),
-        payload: payload.into(),
-        headers: vec![
-            (
-                "inland-message-id".into(),
-                message_id.as_bytes().to_vec().into(),
-            ),
-            ("inland-schema".into(), RAW_RECORD_SCHEMA.into()),
-            (
-                "traceparent".into(),
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
-            ),
-        ],
-        timestamp_ms: None,
-    }
+    as_gateway_writes(
+        vin,
+        message_id,
+        payload,
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
 }
 
 fn decode(got: &Consumed) -> RawRecord {

@@ -12,7 +12,8 @@ use inland_proto::ingest::v1::{
     CameraFrame, Position, Sample, TelemetryBatch, UploadRequest, sample, upload_request,
 };
 use inland_stage::{
-    Consumed, Consumer, DEAD_LETTER_REASON, DEAD_LETTER_STAGE, KafkaConfig, KafkaConsumer, Producer,
+    Consumed, Consumer, DEAD_LETTER_REASON, DEAD_LETTER_STAGE, KafkaConfig, KafkaConsumer,
+    Producer, Record,
 };
 use inland_tls::{ClientTls, DevCerts, FleetCa, ServerTls};
 use rand::Rng;
@@ -142,6 +143,32 @@ pub fn frame(message_id: &str, jpeg_len: usize) -> UploadRequest {
                 fixed_at: None,
             }),
         })),
+    }
+}
+
+/// A record as the gateway writes it to the raw topic (and the geofence forwards it):
+/// keyed by VIN, with the message-id, schema and trace headers.
+pub fn as_gateway_writes(
+    vin: &Vin,
+    message_id: &str,
+    payload: Vec<u8>,
+    traceparent: &str,
+) -> Record {
+    Record {
+        key: vin.as_str().as_bytes().to_vec().into(),
+        payload: payload.into(),
+        headers: vec![
+            (
+                "inland-message-id".into(),
+                message_id.as_bytes().to_vec().into(),
+            ),
+            (
+                "inland-schema".into(),
+                inland_proto::pipeline::v1::RAW_RECORD_SCHEMA.into(),
+            ),
+            ("traceparent".into(), traceparent.as_bytes().to_vec().into()),
+        ],
+        timestamp_ms: None,
     }
 }
 
