@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::InlandConfig;
-use crate::observability::Readiness;
+use crate::readiness::Readiness;
 use crate::services::{ANONYMIZER, GEOFENCE, StageSite};
 
 #[derive(Args)]

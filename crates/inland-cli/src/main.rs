@@ -4,7 +4,9 @@ mod config;
 mod dev_certs;
 mod embedded;
 mod keys;
+mod metrics;
 mod observability;
+mod readiness;
 mod services;
 
 use std::path::PathBuf;
@@ -142,7 +144,7 @@ impl Command {
 
 /// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod), first
 /// turning readiness off so no new work is routed here while in-flight work drains.
-async fn shutdown_signal(ready: observability::Readiness) {
+async fn shutdown_signal(ready: readiness::Readiness) {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler cannot fail on Unix");

@@ -2,13 +2,10 @@
 //! whole process, set up once before any service starts.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::StatusCode;
 use axum::routing::get;
 use inland_stage::trace;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -20,6 +17,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, ObservabilityConfig};
+use crate::readiness::Readiness;
 
 /// Installs the log subscriber and, when an OTLP endpoint is configured, the OpenTelemetry
 /// layer exporting spans as `OTEL_SERVICE_NAME` or `inland-<service>`. Returns the tracer
@@ -83,25 +81,6 @@ pub fn init_logs(
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
-
-/// Whether this process should receive work. Services mark it ready once they serve;
-/// Kubernetes routes nothing to a pod whose `/readyz` says otherwise.
-#[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
-    }
-
-    fn status(&self) -> (StatusCode, &'static str) {
-        if self.0.load(Ordering::Relaxed) {
-            (StatusCode::OK, "ready\n")
-        } else {
-            (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-        }
-    }
-}
 
 /// Installs the metrics recorder and serves the admin endpoints when configured. Must run
 /// inside the Tokio runtime.

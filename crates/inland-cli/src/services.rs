@@ -10,7 +10,7 @@ use inland_stage::{Stage, StageConfig, run_stage};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::InlandConfig;
-use crate::observability::Readiness;
+use crate::readiness::Readiness;
 
 pub async fn create_topics(config: &InlandConfig) -> anyhow::Result<()> {
     let specs = config.topics.specs();
@@ -39,6 +39,16 @@ async fn prepare_topics(config: &InlandConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Keeps the process unready while no broker answers.
+fn watch_broker(config: &InlandConfig, ready: &Readiness) -> anyhow::Result<()> {
+    let probe = Arc::new(config.kafka.probe()?);
+    ready.watch("kafka", move || {
+        let probe = probe.clone();
+        async move { probe.check().await.map_err(|e| e.to_string()) }
+    });
+    Ok(())
+}
+
 /// A token cancelled by Ctrl-C or SIGTERM.
 fn cancel_on_signal(ready: Readiness) -> CancellationToken {
     let token = CancellationToken::new();
@@ -56,6 +66,7 @@ pub async fn gateway(config: InlandConfig, ready: Readiness) -> anyhow::Result<(
         .kafka
         .producer()
         .context("creating the Kafka producer")?;
+    watch_broker(&config, &ready)?;
     let gateway = inland_gateway::Gateway::bind(config.gateway, Arc::new(producer)).await?;
     ready.set(true);
     gateway.serve(crate::shutdown_signal(ready)).await?;
@@ -114,6 +125,7 @@ async fn run_on_kafka(
 ) -> anyhow::Result<()> {
     let consumer = config.kafka.consumer(&site.group(), &[site.input])?;
     let producer = Arc::new(config.kafka.producer()?);
+    watch_broker(config, &ready)?;
     ready.set(true);
     run_stage(
         stage,

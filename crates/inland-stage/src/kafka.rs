@@ -11,7 +11,7 @@ use rdkafka::admin::{
     TopicReplication,
 };
 use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -34,6 +34,9 @@ const RESERVED: &[&str] = &[
 
 /// Timeout of admin requests (create, describe, alter).
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a readiness probe waits for the cluster's metadata; shorter than the
+/// readiness probe's own timeout, so a slow broker reads as unready rather than a hang.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the Kafka cluster is and how to talk to it; builds the producer, consumers and
 /// topics. The producer is idempotent with `acks=all`; consumers commit explicitly.
@@ -110,6 +113,17 @@ impl KafkaConfig {
         inner.subscribe(topics).map_err(kafka_error("subscribe"))?;
         Ok(KafkaConsumer {
             inner: Arc::new(inner),
+        })
+    }
+
+    /// A client that only asks the cluster for metadata, for readiness checks.
+    pub fn probe(&self) -> Result<BrokerProbe, Error> {
+        let client = self
+            .client_config(&[])?
+            .create()
+            .map_err(kafka_error("create the readiness probe"))?;
+        Ok(BrokerProbe {
+            client: Arc::new(client),
         })
     }
 
@@ -337,6 +351,23 @@ impl Producer for KafkaProducer {
 }
 
 /// A member of a Kafka consumer group.
+/// Answers whether the brokers respond (see [`KafkaConfig::probe`]).
+pub struct BrokerProbe {
+    client: Arc<BaseConsumer>,
+}
+
+impl BrokerProbe {
+    /// Ok when a broker returned the cluster's metadata within [`PROBE_TIMEOUT`].
+    pub async fn check(&self) -> Result<(), Error> {
+        let client = self.client.clone();
+        tokio::task::spawn_blocking(move || client.fetch_metadata(None, PROBE_TIMEOUT))
+            .await
+            .map_err(|_| Error::Closed)?
+            .map(drop)
+            .map_err(kafka_error("fetch metadata"))
+    }
+}
+
 pub struct KafkaConsumer {
     // Shared with the blocking thread a synchronous commit runs on.
     inner: Arc<StreamConsumer<LagReporter>>,

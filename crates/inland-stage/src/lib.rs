@@ -26,7 +26,7 @@ pub mod trace;
 
 pub use consumer::{Consumed, Consumer, Position};
 pub use error::Error;
-pub use kafka::{KafkaConfig, KafkaConsumer, KafkaProducer};
+pub use kafka::{BrokerProbe, KafkaConfig, KafkaConsumer, KafkaProducer};
 pub use memory::{MemoryBus, MemoryBusConfig, MemoryConsumer};
 pub use producer::{Delivery, Producer};
 pub use record::{Delivered, Record};

@@ -528,3 +528,20 @@ async fn consumer_lag_is_reported_per_partition() {
     };
     assert_eq!(lag, Some(3.0), "high watermark 5 minus committed 2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: scripts/kafka.sh start, then INLAND_KAFKA_BOOTSTRAP=127.0.0.1:9092 cargo test -- --ignored"]
+async fn the_readiness_probe_tells_a_serving_broker_from_a_dead_address() {
+    KafkaConfig::new(bootstrap())
+        .probe()
+        .unwrap()
+        .check()
+        .await
+        .expect("the running broker answers");
+    // Nothing listens on port 1 of loopback.
+    let dead = KafkaConfig::new("127.0.0.1:1").probe().unwrap().check().await;
+    assert!(
+        matches!(dead, Err(Error::Kafka { op: "fetch metadata", .. })),
+        "{dead:?}"
+    );
+}
