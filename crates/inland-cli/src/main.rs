@@ -6,6 +6,7 @@ mod embedded;
 mod keys;
 mod metrics;
 mod observability;
+mod otlp_metrics;
 mod readiness;
 mod services;
 
@@ -94,12 +95,13 @@ fn main() -> anyhow::Result<()> {
         _ => {}
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    let tracer = {
+    let telemetry = {
         let _in_runtime = runtime.enter();
         observability::init_logs(&config.observability, cli.command.service_name())?
     };
+    let exporting = &telemetry;
     let result = runtime.block_on(async move {
-        let ready = observability::init_admin(&config.observability).await?;
+        let ready = observability::init_admin(&config.observability, exporting).await?;
         match cli.command {
             Command::Run(args) => embedded::run(config, args, ready).await,
             Command::Gateway => services::gateway(config, ready).await,
@@ -115,12 +117,8 @@ fn main() -> anyhow::Result<()> {
             }
         }
     });
-    // Exports the spans still batched; the runtime must still run the gRPC channel.
-    if let Some(tracer) = tracer
-        && let Err(e) = tracer.shutdown()
-    {
-        tracing::warn!(error = %e, "could not flush the last traces");
-    }
+    // Exports what is still batched; the runtime must still run the gRPC channel.
+    telemetry.shutdown();
     result
 }
 

@@ -9,7 +9,9 @@ use axum::Router;
 use axum::routing::get;
 use inland_stage::trace;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::layers::FanoutBuilder;
 use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -17,16 +19,36 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, ObservabilityConfig};
+use crate::otlp_metrics;
 use crate::readiness::Readiness;
 
+/// What exports over OTLP, when an endpoint is configured; shut it down on exit to send
+/// what is still batched.
+#[derive(Default)]
+pub struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+}
+
+impl Telemetry {
+    pub fn shutdown(self) {
+        if let Some(tracer) = self.tracer
+            && let Err(e) = tracer.shutdown()
+        {
+            tracing::warn!(error = %e, "could not flush the last traces");
+        }
+        if let Some(meter) = self.meter
+            && let Err(e) = meter.shutdown()
+        {
+            tracing::warn!(error = %e, "could not send the last metrics");
+        }
+    }
+}
+
 /// Installs the log subscriber and, when an OTLP endpoint is configured, the OpenTelemetry
-/// layer exporting spans as `OTEL_SERVICE_NAME` or `inland-<service>`. Returns the tracer
-/// provider to shut down on exit (flushing the last spans). Call inside a Tokio runtime:
-/// the exporter's gRPC channel runs on it.
-pub fn init_logs(
-    config: &ObservabilityConfig,
-    service: &str,
-) -> anyhow::Result<Option<SdkTracerProvider>> {
+/// layer exporting spans, and a meter provider for the metrics, as `OTEL_SERVICE_NAME` or
+/// `inland-<service>`. Call inside a Tokio runtime: the exporters' gRPC channels run on it.
+pub fn init_logs(config: &ObservabilityConfig, service: &str) -> anyhow::Result<Telemetry> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_filter));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
@@ -39,15 +61,20 @@ pub fn init_logs(
         .clone()
         .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok());
     // No exporter, no layer: spans then cost only what the fmt layer does with them.
-    let provider = match endpoint {
+    let telemetry = match endpoint {
         Some(endpoint) => {
             let name =
                 std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| format!("inland-{service}"));
-            let provider = trace::otlp_tracer_provider(&endpoint, &name, config.trace_sample_ratio)
+            let tracer = trace::otlp_tracer_provider(&endpoint, &name, config.trace_sample_ratio)
                 .with_context(|| format!("cannot export traces to {endpoint}"))?;
-            Some(provider)
+            let meter = otlp_metrics::otlp_meter_provider(&endpoint, &name)
+                .with_context(|| format!("cannot export metrics to {endpoint}"))?;
+            Telemetry {
+                tracer: Some(tracer),
+                meter: Some(meter),
+            }
         }
-        None => None,
+        None => Telemetry::default(),
     };
     // The exporter's own transport must not be traced into itself: with a debug filter,
     // every export would make spans to export (and can stall the export thread).
@@ -64,7 +91,7 @@ pub fn init_logs(
             ]
             .map(|t| (t, LevelFilter::OFF)),
         );
-    let otel = provider.as_ref().map(|p| {
+    let otel = telemetry.tracer.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("inland"))
             .with_filter(transport)
@@ -74,7 +101,7 @@ pub fn init_logs(
         .with(otel)
         .with(filter)
         .init();
-    Ok(provider)
+    Ok(telemetry)
 }
 
 /// From 1 ms (an ack on loopback) to 30 s (a delivery timeout), roughly doubling.
@@ -82,20 +109,45 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Installs the metrics recorder and serves the admin endpoints when configured. Must run
+/// Installs the metrics recorder (Prometheus for `/metrics` when the admin server is
+/// configured, OTLP when `telemetry` exports) and serves the admin endpoints. Must run
 /// inside the Tokio runtime.
-pub async fn init_admin(config: &ObservabilityConfig) -> anyhow::Result<Readiness> {
+pub async fn init_admin(
+    config: &ObservabilityConfig,
+    telemetry: &Telemetry,
+) -> anyhow::Result<Readiness> {
     let readiness = Readiness::default();
+    let otlp = telemetry
+        .meter
+        .as_ref()
+        .map(|meter| otlp_metrics::OtelRecorder::new(meter, LATENCY_BUCKETS));
     let Some(addr) = config.admin_listen else {
+        if let Some(otlp) = otlp {
+            anyhow::ensure!(
+                metrics::set_global_recorder(otlp).is_ok(),
+                "a metrics recorder was already installed"
+            );
+        }
         return Ok(readiness);
     };
-    let metrics = PrometheusBuilder::new()
+    let prometheus = PrometheusBuilder::new()
         // Buckets, not summaries, for every duration: quantiles can then be aggregated
         // across pods (histogram_quantile), which per-process summaries cannot.
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
         .context("latency buckets")?
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+        .build_recorder();
+    let metrics = prometheus.handle();
+    let installed = match otlp {
+        Some(otlp) => metrics::set_global_recorder(
+            FanoutBuilder::default()
+                .add_recorder(prometheus)
+                .add_recorder(otlp)
+                .build(),
+        )
+        .is_ok(),
+        None => metrics::set_global_recorder(prometheus).is_ok(),
+    };
+    anyhow::ensure!(installed, "a metrics recorder was already installed");
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot serve the admin endpoints on {addr}"))?;
