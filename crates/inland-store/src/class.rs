@@ -1,6 +1,6 @@
 /// What an object holds. Each class has its own key prefix, so a lifecycle rule per prefix
 /// gives each its own shelf life (Garage has lifecycle rules but no object tags).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DataClass {
     /// Anonymized telemetry, Parquet.
     Telemetry,

@@ -5,10 +5,11 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::{Error, ObjectMeta, ObjectStore, check_key};
+use crate::{Error, ObjectMeta, ObjectStore, check_key, metrics};
 
 /// Temporary files carry this suffix until renamed; listings skip them.
 const PARTIAL: &str = ".inland-partial";
@@ -109,7 +110,13 @@ fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ObjectMeta>) -> io:
 impl ObjectStore for LocalStore {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), Error> {
         let path = self.path(key)?;
-        blocking(move || put_durably(&path, &body)).await
+        let (started, len) = (Instant::now(), body.len());
+        let result = blocking(move || put_durably(&path, &body)).await;
+        match &result {
+            Ok(()) => metrics::put("local", key, len, started.elapsed()),
+            Err(e) => metrics::failed("local", "put", key, e),
+        }
+        result
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, Error> {
