@@ -539,9 +539,19 @@ async fn the_readiness_probe_tells_a_serving_broker_from_a_dead_address() {
         .await
         .expect("the running broker answers");
     // Nothing listens on port 1 of loopback.
-    let dead = KafkaConfig::new("127.0.0.1:1").probe().unwrap().check().await;
+    let dead = KafkaConfig::new("127.0.0.1:1")
+        .probe()
+        .unwrap()
+        .check()
+        .await;
     assert!(
-        matches!(dead, Err(Error::Kafka { op: "fetch metadata", .. })),
+        matches!(
+            dead,
+            Err(Error::Kafka {
+                op: "fetch metadata",
+                ..
+            })
+        ),
         "{dead:?}"
     );
 }
