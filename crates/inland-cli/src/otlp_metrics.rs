@@ -15,7 +15,6 @@ use metrics::{
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry_otlp::{MetricExporter, WithExportConfig};
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 /// A meter provider exporting every minute (`OTEL_METRIC_EXPORT_INTERVAL` overrides) over
@@ -29,13 +28,9 @@ pub fn otlp_meter_provider(
         .with_tonic()
         .with_endpoint(endpoint)
         .build()?;
-    let resource = Resource::builder()
-        .with_service_name(service_name.to_owned())
-        .with_attribute(KeyValue::new("service.namespace", "inland"))
-        .build();
     Ok(SdkMeterProvider::builder()
         .with_periodic_exporter(exporter)
-        .with_resource(resource)
+        .with_resource(inland_stage::trace::otel_resource(service_name))
         .build())
 }
 

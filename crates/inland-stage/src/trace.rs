@@ -56,17 +56,22 @@ pub fn otlp_tracer_provider(
         .with_tonic()
         .with_endpoint(endpoint)
         .build()?;
-    let resource = Resource::builder()
-        .with_service_name(service_name.to_owned())
-        .with_attribute(KeyValue::new("service.namespace", "inland"))
-        .build();
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
             sample_ratio,
         ))))
-        .with_resource(resource)
+        .with_resource(otel_resource(service_name))
         .build())
+}
+
+/// What every exported span and metric says about its sender: the service, in the
+/// `inland` namespace.
+pub fn otel_resource(service_name: &str) -> Resource {
+    Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .with_attribute(KeyValue::new("service.namespace", "inland"))
+        .build()
 }
 
 struct HeaderReader<'a>(&'a [(String, Bytes)]);
