@@ -5,7 +5,9 @@
 //! Needs a broker (`scripts/kafka.sh start`) and a release `inland` binary; `make
 //! bench-gateway` provides both. The gateway runs as its own process so its peak RSS is
 //! its own. Knobs: BENCH_VEHICLES (default 40), BENCH_WINDOW in-flight per vehicle (32),
-//! BENCH_SECONDS per side (20).
+//! BENCH_SECONDS per side (20). Each vehicle's owner grants telemetry consent through the
+//! gateway's ConsentService (as its HMI would) before the measurement, so every upload
+//! passes the consent check, as in a consenting fleet.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -16,6 +18,10 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use inland_benches::{cpu_seconds, latency_histogram, peak_rss_mib, percentiles_ms, record};
 use inland_core::Vin;
+use inland_proto::consent::v1::consent_service_client::ConsentServiceClient;
+use inland_proto::consent::v1::{
+    Category, Channel as ConsentChannel, GrantRequest, Notice, Subject,
+};
 use inland_proto::ingest::v1::{
     AckStatus, Sample, TelemetryBatch, UploadAck, UploadRequest, sample, upload_request,
 };
@@ -245,7 +251,31 @@ async fn bare_producer(kafka: &KafkaConfig, topic: &str, load: &Load) -> Result 
     }
 }
 
-fn start_gateway(kafka: &KafkaConfig, topic: &str, certs: &DevCerts, port: u16) -> Child {
+/// What the vehicle's HMI sends once its owner agreed to telemetry for driving statistics.
+fn grant(vin: &Vin) -> GrantRequest {
+    GrantRequest {
+        subject: Some(Subject {
+            vin: vin.as_str().into(),
+            driver_profile_id: String::new(),
+        }),
+        categories: vec![Category::Telemetry as i32],
+        purposes: vec!["driving_statistics".into()],
+        notice: Some(Notice {
+            version: "bench-1".into(),
+            sha256: "be".repeat(32),
+        }),
+        channel: ConsentChannel::VehicleHmi as i32,
+        actor: "owner".into(),
+    }
+}
+
+fn start_gateway(
+    kafka: &KafkaConfig,
+    topic: &str,
+    consent_topic: &str,
+    certs: &DevCerts,
+    port: u16,
+) -> Child {
     let bin = std::env::var("INLAND_BIN")
         .expect("INLAND_BIN must name a release `inland` binary (make bench-gateway sets it)");
     Command::new(bin)
@@ -253,6 +283,7 @@ fn start_gateway(kafka: &KafkaConfig, topic: &str, certs: &DevCerts, port: u16) 
         .env("INLAND__KAFKA__BOOTSTRAP_SERVERS", &kafka.bootstrap_servers)
         .env("INLAND__TOPICS__CREATE_ON_START", "false")
         .env("INLAND__GATEWAY__RAW_TOPIC", topic)
+        .env("INLAND__GATEWAY__CONSENT_TOPIC", consent_topic)
         .env("INLAND__GATEWAY__LISTEN", format!("127.0.0.1:{port}"))
         .env("INLAND__GATEWAY__RATE_PER_VEHICLE", "1000000")
         .env("INLAND__GATEWAY__BURST_PER_VEHICLE", "1000000")
@@ -281,10 +312,12 @@ async fn through_gateway(port: u16, certs: &DevCerts, load: &Load) -> (Result, u
             .unwrap()
             .tls_config(tls.config())
             .unwrap();
-        clients.push((
-            vin,
-            tonic::client::Grpc::new(channel.connect().await.expect("connect to the gateway")),
-        ));
+        let channel = channel.connect().await.expect("connect to the gateway");
+        ConsentServiceClient::new(channel.clone())
+            .grant(grant(&vin))
+            .await
+            .expect("the vehicle's HMI grants telemetry consent");
+        clients.push((vin, tonic::client::Grpc::new(channel)));
     }
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -386,9 +419,10 @@ async fn main() {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let (bare_topic, gw_topic) = (
+    let (bare_topic, gw_topic, consent_topic) = (
         format!("inland.bench.bare.{run}"),
         format!("inland.bench.gateway.{run}"),
+        format!("inland.bench.consent.{run}"),
     );
     let spec = |name: &str| TopicSpec {
         name: name.into(),
@@ -396,8 +430,12 @@ async fn main() {
         retention_ms: 600_000,
         compacted: false,
     };
+    let consent_spec = TopicSpec {
+        compacted: true,
+        ..spec(&consent_topic)
+    };
     kafka
-        .ensure_topics(&[spec(&bare_topic), spec(&gw_topic)])
+        .ensure_topics(&[spec(&bare_topic), spec(&gw_topic), consent_spec])
         .await
         .expect("create bench topics");
 
@@ -405,7 +443,7 @@ async fn main() {
     let certs = DevCerts::new(certs_dir.path());
     certs.generate(&["localhost".into()], &[]).unwrap();
     let port = 50000 + (run % 10000) as u16;
-    let mut gateway = start_gateway(&kafka, &gw_topic, &certs, port);
+    let mut gateway = start_gateway(&kafka, &gw_topic, &consent_topic, &certs, port);
     wait_for_port(port).await;
 
     println!(

@@ -70,7 +70,7 @@ fn status(ack: &UploadAck) -> AckStatus {
 async fn uploads_over_mtls_land_in_the_raw_topic_keyed_by_vin_with_headers() {
     let (gateway, kafka, topic) = kafka_gateway(GatewayConfig::default()).await;
     let vin = random_vin();
-    let mut client = gateway.vehicle(&vin).await;
+    let mut client = gateway.consenting_vehicle(&vin).await;
     let mut requests: Vec<_> = (0..5)
         .map(|i| speed(&format!("t-{i}"), 40.0 + i as f32))
         .collect();
@@ -123,7 +123,7 @@ async fn uploads_over_mtls_land_in_the_raw_topic_keyed_by_vin_with_headers() {
 async fn retries_of_a_message_id_are_duplicates_and_stored_once() {
     let (gateway, kafka, topic) = kafka_gateway(GatewayConfig::default()).await;
     let vin = random_vin();
-    let mut client = gateway.vehicle(&vin).await;
+    let mut client = gateway.consenting_vehicle(&vin).await;
     // Three copies in one stream race each other; a fourth comes later on a new stream.
     let acks = stream(
         &mut client,
@@ -163,7 +163,7 @@ async fn no_ack_without_a_delivery_report_and_a_retry_is_then_stored() {
     };
     let gateway = TestGateway::start(config, Arc::new(dead.producer().unwrap())).await;
     let vin = random_vin();
-    let mut client = gateway.vehicle(&vin).await;
+    let mut client = gateway.consenting_vehicle(&vin).await;
     let acks = stream(&mut client, vec![speed("m-1", 1.0), speed("m-2", 2.0)])
         .await
         .unwrap();
@@ -176,7 +176,7 @@ async fn no_ack_without_a_delivery_report_and_a_retry_is_then_stored() {
     }
     // The failed attempt did not mark the id as seen: the vehicle's retry is stored.
     let (good, kafka, topic) = kafka_gateway(GatewayConfig::default()).await;
-    let mut client = good.vehicle(&vin).await;
+    let mut client = good.consenting_vehicle(&vin).await;
     let acks = stream(&mut client, vec![speed("m-1", 1.0)]).await.unwrap();
     assert_eq!(status(&acks[0]), AckStatus::Accepted);
     let consumer = kafka
@@ -201,7 +201,7 @@ async fn each_limit_answers_with_its_own_code() {
     };
     let (gateway, _kafka, _topic) = kafka_gateway(config).await;
     let vin = random_vin();
-    let mut client = gateway.vehicle(&vin).await;
+    let mut client = gateway.consenting_vehicle(&vin).await;
 
     let mut future = speed("future", 1.0);
     future.recorded_at = Some((std::time::SystemTime::now() + Duration::from_secs(3600)).into());
@@ -271,7 +271,7 @@ async fn each_limit_answers_with_its_own_code() {
 #[ignore = "needs Kafka: scripts/kafka.sh start, then INLAND_KAFKA_BOOTSTRAP=127.0.0.1:9092 cargo test -- --ignored"]
 async fn unary_batch_acks_in_request_order() {
     let (gateway, _kafka, _topic) = kafka_gateway(GatewayConfig::default()).await;
-    let mut client = gateway.vehicle(&random_vin()).await;
+    let mut client = gateway.consenting_vehicle(&random_vin()).await;
     let requests = vec![
         speed("b-0", 1.0),
         telemetry("b-1", vec![]),
@@ -370,7 +370,7 @@ async fn a_stalled_bus_pushes_back_instead_of_buffering() {
         ..GatewayConfig::default()
     };
     let gateway = TestGateway::start(config, Arc::new(bus.clone())).await;
-    let mut client = gateway.vehicle(&random_vin()).await;
+    let mut client = gateway.consenting_vehicle(&random_vin()).await;
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let mut acks = client
         .upload(tokio_stream::wrappers::ReceiverStream::new(rx))

@@ -333,7 +333,7 @@ async fn the_embedded_pipeline_geofences_what_the_gateway_accepts() {
     ));
 
     let vin = random_vin();
-    let mut client = gateway.vehicle(&vin).await;
+    let mut client = gateway.consenting_vehicle(&vin).await;
     let base = SystemTime::now() - Duration::from_secs(10);
     let frame_outside = frame(base, Some(OUTSIDE_TOO), FRESH);
     use upload_request::Payload::{Frame, Telemetry};

@@ -84,7 +84,7 @@ async fn one_upload_is_one_trace_across_gateway_geofence_and_anonymizer() {
     let reader = bus.consumer("reader", &[topics::ANONYMIZED]).unwrap();
 
     let gateway = TestGateway::start(GatewayConfig::default(), Arc::new(bus.clone())).await;
-    let mut client = gateway.vehicle(&random_vin()).await;
+    let mut client = gateway.consenting_vehicle(&random_vin()).await;
     let mut request = tonic::Request::new(UploadBatchRequest {
         requests: vec![drive_outside_every_zone()],
     });

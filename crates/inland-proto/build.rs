@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "inland/ingest/v1/ingest.proto",
     "inland/pipeline/v1/records.proto",
     "inland/pipeline/v1/anonymized.proto",
+    "inland/consent/v1/consent.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,10 +1,14 @@
 //! Helpers shared by the integration tests: the servers the scripts started, a gateway on
-//! a free port with fresh dev certificates, and vehicle clients.
+//! a free port with fresh dev certificates, and vehicle clients (whose owners grant
+//! consent through the gateway's ConsentService, as a vehicle's HMI would).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use inland_consent::proto::consent_service_client::ConsentServiceClient;
+use inland_consent::proto::{Category, Channel as ConsentChannel, GrantRequest, Notice, Subject};
+use inland_consent::{ConsentLog, ConsentView, ViewOptions};
 use inland_core::Vin;
 use inland_gateway::{Gateway, GatewayConfig};
 use inland_proto::ingest::v1::vehicle_ingest_client::VehicleIngestClient;
@@ -13,9 +17,9 @@ use inland_proto::ingest::v1::{
 };
 use inland_stage::{
     Consumed, Consumer, DEAD_LETTER_REASON, DEAD_LETTER_STAGE, KafkaConfig, KafkaConsumer,
-    Producer, Record,
+    MemoryBus, Producer, Record, TopicSpec,
 };
-use inland_tls::{ClientTls, DevCerts, FleetCa, ServerTls};
+use inland_tls::{ClientTls, DevCerts, FleetCa, Issued, ServerTls};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
@@ -43,27 +47,99 @@ pub fn random_vin() -> Vin {
 pub struct TestGateway {
     pub addr: SocketAddr,
     pub ca: FleetCa,
+    /// The operator certificate `inland dev-certs` issues with the CA.
+    pub operator: Issued,
     _certs: tempfile::TempDir,
     stop: CancellationToken,
 }
 
+/// The purposes test vehicles' owners consent for (the anonymizer's defaults).
+pub const CONSENT_PURPOSES: [&str; 2] = ["driving_statistics", "road_imagery"];
+
 impl TestGateway {
-    pub async fn start(mut config: GatewayConfig, producer: Arc<dyn Producer>) -> Self {
+    /// Uploads go through `producer`; consent lives on an in-process consent topic of this
+    /// gateway's own (tests of consent itself use [`Self::start_with_consent`]).
+    pub async fn start(config: GatewayConfig, producer: Arc<dyn Producer>) -> Self {
+        let bus = MemoryBus::default();
+        bus.ensure_topics(&[TopicSpec {
+            name: config.consent_topic.clone(),
+            partitions: 1,
+            retention_ms: -1,
+            compacted: true,
+        }])
+        .unwrap();
+        let options = ViewOptions {
+            keep_history: true,
+            ..ViewOptions::default()
+        };
+        let consent = ConsentLog {
+            view: ConsentView::on_memory_bus(&bus, &config.consent_topic, options)
+                .await
+                .unwrap(),
+            producer: Arc::new(bus),
+        };
+        Self::start_with_consent(config, producer, consent).await
+    }
+
+    /// A gateway whose consent view and ConsentService use `consent`.
+    pub async fn start_with_consent(
+        mut config: GatewayConfig,
+        producer: Arc<dyn Producer>,
+        consent: ConsentLog,
+    ) -> Self {
         let certs = tempfile::tempdir().unwrap();
         let files = DevCerts::new(certs.path());
         let ca = files.generate(&["localhost".into()], &[]).unwrap();
+        let operator = Issued {
+            cert_pem: std::fs::read_to_string(files.operator_cert()).unwrap(),
+            key_pem: std::fs::read_to_string(files.operator_key()).unwrap(),
+        };
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.tls = Some(ServerTls::from_dev_certs(&files));
-        let gateway = Gateway::bind(config, producer).await.unwrap();
+        let gateway = Gateway::bind(config, producer, consent).await.unwrap();
         let addr = gateway.local_addr();
         let stop = CancellationToken::new();
         tokio::spawn(gateway.serve(stop.clone().cancelled_owned()));
         Self {
             addr,
             ca,
+            operator,
             _certs: certs,
             stop,
         }
+    }
+
+    /// A client of the upload API for `vin` whose owner has granted telemetry and camera
+    /// frames for [`CONSENT_PURPOSES`] through the vehicle's HMI, as a real fleet would.
+    pub async fn consenting_vehicle(&self, vin: &Vin) -> VehicleIngestClient<Channel> {
+        let mut consent = self.consent_as(self.ca.issue_vehicle(vin).unwrap()).await;
+        consent
+            .grant(hmi_grant(
+                vin,
+                &[Category::Telemetry, Category::CameraFrames],
+            ))
+            .await
+            .expect("the vehicle's HMI grants consent");
+        self.vehicle(vin).await
+    }
+
+    /// The consent API as whoever `identity` names: a vehicle, or [`Self::operator`].
+    pub async fn consent_as(&self, identity: Issued) -> ConsentServiceClient<Channel> {
+        let channel = Endpoint::from_shared(format!("https://{}", self.addr))
+            .unwrap()
+            .tls_config(
+                ClientTls {
+                    server_ca_pem: self.ca.cert_pem().into(),
+                    server_name: "localhost".into(),
+                    identity,
+                }
+                .config(),
+            )
+            .unwrap()
+            .connect()
+            .await
+            .expect("mTLS connection to the gateway");
+        ConsentServiceClient::new(channel)
     }
 
     /// A client presenting a certificate the fleet CA issued for `vin`.
@@ -95,6 +171,25 @@ impl TestGateway {
 impl Drop for TestGateway {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// What a vehicle's HMI sends when its owner agrees to `categories` for
+/// [`CONSENT_PURPOSES`] after reading notice version "test-1".
+pub fn hmi_grant(vin: &Vin, categories: &[Category]) -> GrantRequest {
+    GrantRequest {
+        subject: Some(Subject {
+            vin: vin.as_str().to_owned(),
+            driver_profile_id: String::new(),
+        }),
+        categories: categories.iter().map(|c| *c as i32).collect(),
+        purposes: CONSENT_PURPOSES.map(str::to_owned).to_vec(),
+        notice: Some(Notice {
+            version: "test-1".into(),
+            sha256: "7e".repeat(32),
+        }),
+        channel: ConsentChannel::VehicleHmi as i32,
+        actor: "owner".into(),
     }
 }
 

@@ -203,6 +203,14 @@ impl Pseudonymizer {
         after.checked_sub(1).map(|i| &self.keys[i])
     }
 
+    /// The vehicle's pseudonym under every epoch, by epoch: what an erasure request names.
+    pub fn pseudonyms(&self, vin: &Vin) -> Vec<(u32, String)> {
+        self.keys
+            .iter()
+            .map(|k| (k.epoch, k.pseudonym(vin)))
+            .collect()
+    }
+
     /// The epochs in the file, in the order they come into force.
     pub fn epochs(&self) -> Vec<u32> {
         self.keys.iter().map(|k| k.epoch).collect()
@@ -351,6 +359,11 @@ mod tests {
         assert_ne!(new.pseudonym(&vin), p);
         assert_ne!(old.record_id(&vin, "m-1"), old.record_id(&vin, "m-2"));
         assert_ne!(old.record_id(&vin, "m-1"), p);
+        assert_eq!(
+            keys.pseudonyms(&vin),
+            [(1, p), (2, new.pseudonym(&vin))],
+            "one per epoch, for erasure"
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //!   precision (`precise` only with consent, `coarse` grid cells, `none`) and a time
 //!   resolution. Identifiers never pass, whatever the configuration says.
 //! - [`ConsentView`]: per-vehicle consent, pluggable; [`NoConsent`] (the default) means no
-//!   precise location for anyone.
+//!   precise location for anyone; `inland_consent::ConsentView` (the consent topic's view)
+//!   grants it per vehicle and purpose.
+//! - [`ErasureStage`]: for every consent withdrawal, the vehicle's pseudonyms under every
+//!   key epoch go to `inland.erasure.v1`, for the archiver to erase.
 //! - [`Anonymized`]: the only form in which a record may reach the archive; built by this
 //!   crate alone, or checked by [`Anonymized::decode_from_topic`].
 //!
@@ -21,6 +24,7 @@
 //! Logs and metrics ([`metrics`]) never carry VINs, pseudonyms, keys, positions or pixels.
 
 mod consent;
+mod erasure;
 mod error;
 pub mod keys;
 pub mod metrics;
@@ -29,6 +33,7 @@ mod record;
 mod stage;
 
 pub use consent::{ConsentView, NoConsent};
+pub use erasure::ErasureStage;
 pub use error::Error;
 pub use keys::Pseudonymizer;
 pub use purpose::{

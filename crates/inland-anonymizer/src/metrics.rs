@@ -17,6 +17,9 @@ pub const SAMPLES: &str = "inland_anonymizer_samples_total";
 pub const FRAME_OBJECTS: &str = "inland_anonymizer_frame_objects_total";
 /// Key epochs loaded from the key file.
 pub const KEY_EPOCHS: &str = "inland_anonymizer_key_epochs";
+/// Erasure requests written for withdrawals, and consent records that were no consent
+/// event (`outcome`: `requested`, `rejected`).
+pub const ERASURES: &str = "inland_anonymizer_erasure_requests_total";
 
 /// The stage started.
 pub(crate) fn started(key_file: &Path, epochs: &[u32], purposes: &[&str], frames: &str) {
@@ -111,4 +114,19 @@ pub(crate) fn frame_dropped() {
 pub(crate) fn rejected(kind: &'static str, reason: &'static str) {
     metrics::counter!(RECORDS, "kind" => kind, "outcome" => "rejected").increment(1);
     tracing::debug!(kind, reason, "record rejected");
+}
+
+/// An erasure request was written for a withdrawal.
+pub(crate) fn erasure_requested(pseudonyms: usize) {
+    metrics::counter!(ERASURES, "outcome" => "requested").increment(1);
+    tracing::info!(
+        pseudonyms,
+        "erasure request written for a consent withdrawal"
+    );
+}
+
+/// A record on the consent topic was not a consent event (dead-lettered).
+pub(crate) fn erasure_rejected() {
+    metrics::counter!(ERASURES, "outcome" => "rejected").increment(1);
+    tracing::warn!("a record on the consent topic is not a consent event; dead-lettered");
 }

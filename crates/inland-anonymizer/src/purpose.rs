@@ -152,10 +152,11 @@ impl Purpose {
         self.allowed.contains(&true)
     }
 
-    /// The precision in force for a vehicle: `precise` needs its owner's consent.
-    pub(crate) fn precision(&self, precise_consent: bool) -> LocationPrecision {
+    /// The precision in force for a vehicle: `precise` needs its owner's consent to
+    /// precise location for this purpose, asked only when the purpose wants it.
+    pub(crate) fn precision(&self, precise_consent: impl FnOnce() -> bool) -> LocationPrecision {
         match self.location {
-            LocationPrecision::Precise if !precise_consent => LocationPrecision::Coarse,
+            LocationPrecision::Precise if !precise_consent() => LocationPrecision::Coarse,
             other => other,
         }
     }
@@ -560,8 +561,8 @@ mod tests {
             let out = p.samples(&batch, None, precision, &mut tally);
             (out, tally)
         };
-        assert_eq!(p.precision(false), LocationPrecision::Coarse);
-        assert_eq!(p.precision(true), LocationPrecision::Precise);
+        assert_eq!(p.precision(|| false), LocationPrecision::Coarse);
+        assert_eq!(p.precision(|| true), LocationPrecision::Precise);
 
         let (precise, tally) = run(LocationPrecision::Precise);
         let paths: Vec<&str> = precise.iter().map(|s| s.path.as_str()).collect();

@@ -174,7 +174,7 @@ impl AnonymizerStage {
         let mut outputs = Vec::new();
         let mut written = Vec::new();
         for (i, purpose) in self.telemetry.iter().enumerate() {
-            let precision = purpose.precision(who.precise_consent);
+            let precision = purpose.precision(|| who.precise_consent(&*self.consent, purpose));
             let samples =
                 purpose.samples(&batch.samples, Some(who.recorded_at), precision, &mut tally);
             if samples.is_empty() {
@@ -223,7 +223,7 @@ impl AnonymizerStage {
         let position = frame.position.and_then(|p| {
             let valid =
                 (-90.0..=90.0).contains(&p.latitude) && (-180.0..=180.0).contains(&p.longitude);
-            match purpose.precision(who.precise_consent) {
+            match purpose.precision(|| who.precise_consent(&*self.consent, purpose)) {
                 _ if !valid => None,
                 LocationPrecision::None => None,
                 LocationPrecision::Precise => Some(CoarsePosition {
@@ -267,10 +267,15 @@ struct Who<'a> {
     record_id: String,
     key: &'a Key,
     recorded_at: &'a inland_proto::Timestamp,
-    precise_consent: bool,
+    vin: Vin,
 }
 
 impl Who<'_> {
+    /// Whether the owner consented to precise location for `purpose`.
+    fn precise_consent(&self, consent: &dyn ConsentView, purpose: &Purpose) -> bool {
+        consent.precise_location(&self.vin, &purpose.name)
+    }
+
     fn record(&self, purpose: &Purpose, payload: anonymized_record::Payload) -> AnonymizedRecord {
         AnonymizedRecord {
             pseudonym: self.pseudonym.clone(),
@@ -340,7 +345,7 @@ impl Stage for AnonymizerStage {
             record_id: key.record_id(&vin, &raw.message_id),
             key,
             recorded_at,
-            precise_consent: self.consent.precise_location(&vin),
+            vin,
         };
         match raw.payload {
             Some(raw_record::Payload::Telemetry(batch)) => Ok(self.telemetry(&batch, &who, input)),
@@ -534,7 +539,7 @@ mod tests {
     struct Consented;
 
     impl ConsentView for Consented {
-        fn precise_location(&self, _: &Vin) -> bool {
+        fn precise_location(&self, _: &Vin, _: &str) -> bool {
             true
         }
     }

@@ -70,11 +70,11 @@ fn purposes() -> BTreeMap<String, PurposeConfig> {
     purposes
 }
 
-/// Precise location for vehicles whose VIN ends in an even digit.
+/// Precise location, for every purpose, for vehicles whose VIN ends in an even digit.
 struct EvenConsents;
 
 impl ConsentView for EvenConsents {
-    fn precise_location(&self, vin: &Vin) -> bool {
+    fn precise_location(&self, vin: &Vin, _purpose: &str) -> bool {
         vin.as_str().ends_with(['0', '2', '4', '6', '8'])
     }
 }
@@ -348,7 +348,7 @@ proptest! {
                     prop_assert!((-90.0..=90.0).contains(&v));
                 }
             }
-            let precise = EvenConsents.precise_location(&Vin::parse(&raw.vin).unwrap());
+            let precise = EvenConsents.precise_location(&Vin::parse(&raw.vin).unwrap(), &record.purpose);
             if record.purpose != "routing" || !precise {
                 prop_assert!(t.samples.iter().all(|s| s.path != "Vehicle.CurrentLocation.Heading"));
             }

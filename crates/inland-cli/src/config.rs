@@ -44,6 +44,10 @@ pub struct TopicsConfig {
     /// Dead letters carry the rejected payload, raw data included.
     #[serde(with = "humantime_serde")]
     pub dead_letter_retention: Duration,
+    /// Erasure requests link a vehicle's pseudonyms across key epochs: keep them only as
+    /// long as the archiver may need to act on them after an outage.
+    #[serde(with = "humantime_serde")]
+    pub erasure_retention: Duration,
     /// Create missing topics (and correct their retention) when a service starts.
     pub create_on_start: bool,
 }
@@ -55,6 +59,7 @@ impl Default for TopicsConfig {
             raw_retention: Duration::from_secs(24 * 3600),
             pipeline_retention: Duration::from_secs(72 * 3600),
             dead_letter_retention: Duration::from_secs(24 * 3600),
+            erasure_retention: Duration::from_secs(7 * 24 * 3600),
             create_on_start: true,
         }
     }
@@ -76,6 +81,7 @@ impl TopicsConfig {
             spec(topics::DEAD_LETTER, Some(self.dead_letter_retention), false),
             // Consent is the current state per subject: compacted, kept forever.
             spec(topics::CONSENT, None, true),
+            spec(topics::ERASURE, Some(self.erasure_retention), false),
         ]
     }
 }

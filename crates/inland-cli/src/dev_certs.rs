@@ -7,7 +7,8 @@ use inland_tls::DevCerts;
 
 #[derive(Args)]
 pub struct DevCertsArgs {
-    /// Directory to write ca.pem/ca.key, server.pem/server.key and vehicles/VIN.pem/.key.
+    /// Directory to write ca.pem/ca.key, server.pem/server.key, operator.pem/.key and
+    /// vehicles/VIN.pem/.key.
     #[arg(long, default_value = ".inland/certs")]
     pub dir: PathBuf,
     /// Names the gateway certificate is valid for.
@@ -28,6 +29,11 @@ pub fn run(args: DevCertsArgs) -> anyhow::Result<()> {
         "gateway cert:  {} (for {})",
         files.server_cert().display(),
         args.server_names.join(", ")
+    );
+    println!(
+        "operator cert: {} ({}: records consent for any vehicle with `inland consent`)",
+        files.operator_cert().display(),
+        inland_tls::DEV_OPERATOR
     );
     for vin in &args.vins {
         println!(

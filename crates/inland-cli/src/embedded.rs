@@ -7,19 +7,20 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use inland_anonymizer::{AnonymizerConfig, AnonymizerStage, FramesMode};
+use inland_anonymizer::{AnonymizerConfig, AnonymizerStage, ErasureStage, FramesMode};
+use inland_consent::{ConsentLog, ConsentView, ViewOptions};
 use inland_core::topics;
 use inland_gateway::Gateway;
 use inland_gateway::GatewayConfig;
 use inland_geofence::{GeofenceConfig, GeofenceStage};
 use inland_stage::{MemoryBus, Stage, StageConfig, run_stage};
-use inland_tls::{DevCerts, ServerTls};
+use inland_tls::{DevCerts, FleetCa, ServerTls};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::InlandConfig;
 use crate::readiness::Readiness;
-use crate::services::{ANONYMIZER, GEOFENCE, StageSite};
+use crate::services::{ANONYMIZER, ERASURE, GEOFENCE, StageSite};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -43,14 +44,23 @@ pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyho
         &config.data_dir,
     )?)?;
     let geofence = spawn_on_bus(&bus, GEOFENCE, geofence, &shutdown)?;
-    let anonymizer = AnonymizerStage::start(&embedded_anonymizer(
-        config.anonymizer.clone(),
-        &config.data_dir,
-    )?)?;
+    let anonymizer_config = embedded_anonymizer(config.anonymizer.clone(), &config.data_dir)?;
+    let consent = ConsentView::on_memory_bus(&bus, topics::CONSENT, ViewOptions::default()).await?;
+    let anonymizer = AnonymizerStage::start(&anonymizer_config)?.with_consent(Arc::new(consent));
     let anonymizer = spawn_on_bus(&bus, ANONYMIZER, anonymizer, &shutdown)?;
+    let erasure = ErasureStage::start(&anonymizer_config, topics::ERASURE)?;
+    let erasure = spawn_on_bus(&bus, ERASURE, erasure, &shutdown)?;
 
     let gateway_config = with_dev_tls(config.gateway.clone(), &config.data_dir)?;
-    let gateway = Gateway::bind(gateway_config, Arc::new(bus.clone())).await?;
+    let history = ViewOptions {
+        keep_history: true,
+        ..ViewOptions::default()
+    };
+    let consent = ConsentLog {
+        view: ConsentView::on_memory_bus(&bus, &gateway_config.consent_topic, history).await?,
+        producer: Arc::new(bus.clone()),
+    };
+    let gateway = Gateway::bind(gateway_config, Arc::new(bus.clone()), consent).await?;
     let addr = gateway.local_addr();
     let serving = tokio::spawn(gateway.serve(shutdown.clone().cancelled_owned()));
     ready.set(true);
@@ -73,6 +83,7 @@ pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyho
     serving.await.context("gateway task")??;
     geofence.await.context("geofence task")??;
     anonymizer.await.context("anonymizer task")??;
+    erasure.await.context("erasure task")??;
     Ok(())
 }
 
@@ -134,6 +145,8 @@ async fn report_progress(bus: MemoryBus, shutdown: CancellationToken) {
             geofenced = count(topics::GEOFENCED),
             anonymized = count(topics::ANONYMIZED),
             dead_letters = count(topics::DEAD_LETTER),
+            consent_events = count(topics::CONSENT),
+            erasure_requests = count(topics::ERASURE),
             "pipeline: records accepted (raw), passed by the geofence, anonymized"
         );
         if stopping {
@@ -163,7 +176,8 @@ fn with_sample_zones(
 const SAMPLE_ZONES: &str = include_str!("../../inland-geofence/zones/sample.geojson");
 
 /// Uses (and on first run creates) dev certificates under the data directory unless the
-/// config names real ones.
+/// config names real ones; the operator certificate `inland consent` uses by default is
+/// among them.
 fn with_dev_tls(
     mut gateway: GatewayConfig,
     data_dir: &std::path::Path,
@@ -176,6 +190,10 @@ fn with_dev_tls(
         files
             .generate(&["localhost".into(), "127.0.0.1".into()], &[])
             .context("creating dev certificates")?;
+    } else {
+        files
+            .ensure_operator(&FleetCa::load(&files)?)
+            .context("creating the dev operator certificate")?;
     }
     gateway.tls = Some(ServerTls::from_dev_certs(&files));
     Ok(gateway)

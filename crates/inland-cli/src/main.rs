@@ -61,8 +61,15 @@ enum Command {
     /// Blur faces and plates in a JPEG (`IN OUT`), or score the anonymizer on a labelled
     /// folder (`--eval DIR`). Needs the models: `export $(scripts/fetch-models.sh)`.
     Anonymize(inland_vision::cli::AnonymizeArgs),
-    /// Generate a dev fleet CA, a gateway certificate and vehicle certificates.
+    /// Generate a dev fleet CA, a gateway certificate, an operator certificate and vehicle
+    /// certificates.
     DevCerts(dev_certs::DevCertsArgs),
+    /// Grant, withdraw and show consent, and its history, through a gateway's consent API
+    /// (with an operator certificate).
+    Consent {
+        #[command(subcommand)]
+        command: inland_consent::cli::ConsentCommand,
+    },
 }
 
 /// Flags that override the config file and environment; only those given are set.
@@ -85,6 +92,12 @@ fn main() -> anyhow::Result<()> {
         Command::DevCerts(args) => return dev_certs::run(args),
         Command::Keys { command } => return keys::run(command),
         Command::Anonymize(args) => return Ok(inland_vision::cli::run(args)?),
+        // A client: no admin server (it would collide with a running `inland run`).
+        Command::Consent { command } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            print!("{}", runtime.block_on(inland_consent::cli::run(command))?);
+            return Ok(());
+        }
         Command::Zones { command } => {
             return Ok(inland_geofence::cli::run(
                 command,
@@ -112,6 +125,7 @@ fn main() -> anyhow::Result<()> {
             Command::DevCerts(_)
             | Command::Zones { .. }
             | Command::Anonymize(_)
+            | Command::Consent { .. }
             | Command::Keys { .. } => {
                 unreachable!("handled before the runtime starts")
             }
@@ -136,6 +150,7 @@ impl Command {
             Command::Zones { .. } => "zones",
             Command::Anonymize(_) => "anonymize",
             Command::DevCerts(_) => "dev-certs",
+            Command::Consent { .. } => "consent",
         }
     }
 }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use inland_anonymizer::AnonymizerStage;
+use inland_anonymizer::{AnonymizerStage, ErasureStage};
+use inland_consent::{ConsentLog, ConsentView, ViewOptions};
 use inland_core::topics;
 use inland_geofence::GeofenceStage;
 use inland_stage::{Stage, StageConfig, run_stage};
@@ -67,7 +68,12 @@ pub async fn gateway(config: InlandConfig, ready: Readiness) -> anyhow::Result<(
         .producer()
         .context("creating the Kafka producer")?;
     watch_broker(&config, &ready)?;
-    let gateway = inland_gateway::Gateway::bind(config.gateway, Arc::new(producer)).await?;
+    let producer = Arc::new(producer);
+    let consent = ConsentLog {
+        view: consent_view(&config, &config.gateway.consent_topic, true).await?,
+        producer: producer.clone(),
+    };
+    let gateway = inland_gateway::Gateway::bind(config.gateway, producer, consent).await?;
     ready.set(true);
     gateway.serve(crate::shutdown_signal(ready)).await?;
     Ok(())
@@ -110,6 +116,12 @@ pub const ANONYMIZER: StageSite = StageSite {
     name: "anonymizer",
     input: topics::GEOFENCED,
 };
+/// Beside the anonymizer (it holds the pseudonym keys): an erasure request per consent
+/// withdrawal, to `inland.erasure.v1`.
+pub const ERASURE: StageSite = StageSite {
+    name: "erasure",
+    input: topics::CONSENT,
+};
 
 impl StageSite {
     pub fn group(self) -> String {
@@ -144,8 +156,58 @@ pub async fn geofence(config: InlandConfig, ready: Readiness) -> anyhow::Result<
     run_on_kafka(&config, GEOFENCE, stage, ready).await
 }
 
+/// The current consent, read from `topic` until caught up; `history` for the History RPC.
+pub async fn consent_view(
+    config: &InlandConfig,
+    topic: &str,
+    history: bool,
+) -> anyhow::Result<ConsentView> {
+    let options = ViewOptions {
+        keep_history: history,
+        ..ViewOptions::default()
+    };
+    ConsentView::on_kafka(&config.kafka, topic, options)
+        .await
+        .with_context(|| format!("reading the consent topic {topic}"))
+}
+
+/// The anonymizer, with precise location by consent, and beside it the erasure stage
+/// (it needs the same pseudonym keys).
 pub async fn anonymizer(config: InlandConfig, ready: Readiness) -> anyhow::Result<()> {
     prepare_topics(&config).await?;
-    let stage = AnonymizerStage::start(&config.anonymizer)?;
-    run_on_kafka(&config, ANONYMIZER, stage, ready).await
+    let consent = consent_view(&config, topics::CONSENT, false).await?;
+    let stage = AnonymizerStage::start(&config.anonymizer)?.with_consent(Arc::new(consent));
+    let erasure = ErasureStage::start(&config.anonymizer, topics::ERASURE)?;
+    let records = config
+        .kafka
+        .consumer(&ANONYMIZER.group(), &[ANONYMIZER.input])?;
+    let withdrawals = config.kafka.consumer(&ERASURE.group(), &[ERASURE.input])?;
+    let producer = Arc::new(config.kafka.producer()?);
+    watch_broker(&config, &ready)?;
+    ready.set(true);
+    let shutdown = cancel_on_signal(ready);
+    let mut erasing = tokio::spawn(run_stage(
+        erasure,
+        withdrawals,
+        producer.clone(),
+        StageConfig::new(ERASURE.name),
+        shutdown.clone(),
+    ));
+    let mut anonymizing = tokio::spawn(run_stage(
+        stage,
+        records,
+        producer,
+        StageConfig::new(ANONYMIZER.name),
+        shutdown.clone(),
+    ));
+    // The first to end (a signal, or a failure) ends the other.
+    let (first, other) = tokio::select! {
+        ended = &mut anonymizing => (ended, erasing),
+        ended = &mut erasing => (ended, anonymizing),
+    };
+    shutdown.cancel();
+    let other = other.await;
+    first.context("stage task")??;
+    other.context("stage task")??;
+    Ok(())
 }

@@ -11,3 +11,6 @@ pub const ANONYMIZED: &str = "inland.anonymized.v1";
 pub const CONSENT: &str = "inland.consent.v1";
 /// Records a stage could not process, with the reason; never pixels or positions in logs.
 pub const DEAD_LETTER: &str = "inland.deadletter.v1";
+/// Erasure requests (pseudonyms of a vehicle that withdrew consent), written by the
+/// anonymizer for the archiver. They link pseudonyms across key epochs: short retention.
+pub const ERASURE: &str = "inland.erasure.v1";

@@ -10,6 +10,16 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Where accepted uploads go; tests and benchmarks use their own topic.
     pub raw_topic: String,
+    /// The consent topic the gateway's view follows and its ConsentService appends to;
+    /// tests and benchmarks use their own.
+    pub consent_topic: String,
+    /// Purposes consent can be granted for: the names of the anonymizer's purposes
+    /// (`anonymizer.purposes`). A grant naming any other purpose is refused.
+    pub consent_purposes: Vec<String>,
+    /// Cameras that look outside the vehicle, by the first word of their `camera_id`
+    /// (`front` covers `front`, `front-wide` and `front_left`; case does not matter).
+    /// Frames of any other camera count as cabin camera and need cabin camera consent.
+    pub exterior_cameras: Vec<String>,
     /// Server certificate and key, and the fleet CA vehicles' certificates chain to.
     /// `inland run` fills these from its dev certificates when unset.
     pub tls: Option<ServerTls>,
@@ -53,6 +63,20 @@ impl Default for GatewayConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             raw_topic: inland_core::topics::RAW.into(),
+            consent_topic: inland_core::topics::CONSENT.into(),
+            consent_purposes: [
+                "driving_statistics",
+                "road_imagery",
+                "map_improvement",
+                "driver_assistance_training",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            exterior_cameras: [
+                "front", "rear", "left", "right", "side", "surround", "exterior",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             tls: None,
             insecure_plaintext: false,
             max_message_bytes: 8 << 20,

@@ -1,3 +1,4 @@
+use inland_consent::proto::Category;
 use inland_core::ErrorCode;
 
 /// Why the gateway refused a request or could not start. Each maps to one gRPC code,
@@ -10,6 +11,25 @@ pub enum Error {
         "this upload is for VIN {claimed}, but the client certificate belongs to another vehicle"
     )]
     VinMismatch { claimed: String },
+    /// The vehicle has not consented to the upload's category.
+    #[error(
+        "not stored: this vehicle has not consented to {} ({}){}; nothing of it is collected \
+         without a grant. Its owner grants it in the vehicle (inland.consent.v1.ConsentService/Grant), \
+         or an operator records it: inland consent grant --vin <VIN> --category {} --purpose <PURPOSE> \
+         --notice-version <V> --notice-file <NOTICE> --actor <WHO>",
+        inland_consent::category_label(*category),
+        category.as_str_name(),
+        if *category == Category::CabinCamera {
+            ": this camera_id does not name an exterior camera (gateway.exterior_cameras), so its \
+             frames are cabin camera frames"
+        } else {
+            ""
+        },
+        inland_consent::category_flag(*category)
+    )]
+    NoConsent { category: Category },
+    #[error("{0}")]
+    Consent(#[from] inland_consent::Error),
     #[error("rate limit: at most {per_second} uploads/s per vehicle (burst {burst}); retry later")]
     RateLimited { per_second: u32, burst: u32 },
     #[error("not stored: the broker did not confirm the upload ({0}); retry")]
@@ -35,7 +55,8 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid(_) | Self::Config(_) => ErrorCode::InvalidInput,
-            Self::VinMismatch { .. } => ErrorCode::PermissionDenied,
+            Self::VinMismatch { .. } | Self::NoConsent { .. } => ErrorCode::PermissionDenied,
+            Self::Consent(e) => e.code(),
             Self::RateLimited { .. } => ErrorCode::ResourceExhausted,
             Self::NotDurable(_) => ErrorCode::Unavailable,
             Self::DeliveryTimeout(_) => ErrorCode::Timeout,

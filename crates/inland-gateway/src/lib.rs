@@ -1,11 +1,23 @@
 //! The vehicle-facing gateway.
 //!
 //! A request flows: [`identity`] (VIN from the client certificate) → [`limits`] (per-vehicle
-//! token bucket) → [`validate`] (VSS paths, types, timestamps, sizes) → [`dedup`] (retries
-//! of a message id) → the raw-topic [`inland_stage::Producer`] → ack. The ack is sent only
-//! after the producer reports the record durable.
+//! token bucket) → [`consent`] (the vehicle consented to the upload's category: telemetry,
+//! camera frames, cabin camera; default deny) → [`validate`] (VSS paths, types, timestamps,
+//! sizes) → [`dedup`] (retries of a message id) → the raw-topic [`inland_stage::Producer`]
+//! → ack. The ack is sent only after the producer reports the record durable.
+//!
+//! The same listener serves the ConsentService ([`consent_api`], inland.consent.v1): a
+//! vehicle's certificate acts for its own VIN, an operator certificate for any VIN.
+//! Changes go to the consent topic and count in the gateway's own view at once, so a
+//! withdrawal refuses the next upload.
+//!
+//! Voice: inland.ingest.v1 has no audio payload, so voice is refused by construction;
+//! [`consent`] maps every payload kind to a category in an exhaustive match, so adding one
+//! does not compile until it names the consent it needs.
 
 mod config;
+mod consent;
+mod consent_api;
 mod dedup;
 mod error;
 mod identity;

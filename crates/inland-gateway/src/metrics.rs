@@ -36,6 +36,27 @@ pub fn upload_rejected(error: &Error, latency: Duration) {
     tracing::debug!(code, reason = %error, "upload rejected");
 }
 
+/// An upload refused for want of consent: counted as a drop by reason and category.
+pub fn dropped_without_consent(category: inland_consent::proto::Category) {
+    counter!(
+        "inland_gateway_dropped_total",
+        "reason" => "consent",
+        "category" => inland_consent::category_flag(category)
+    )
+    .increment(1);
+    tracing::debug!(
+        category = inland_consent::category_flag(category),
+        "upload refused: no consent"
+    );
+}
+
+/// A ConsentService call refused (bad request, another vehicle, broker down).
+pub fn consent_refused(call: &'static str, error: &Error) {
+    counter!("inland_gateway_consent_refused_total", "call" => call, "code" => error.code().as_str())
+        .increment(1);
+    tracing::info!(call, code = error.code().as_str(), reason = %error, "consent call refused");
+}
+
 pub fn stream_opened() {
     gauge!("inland_gateway_open_streams").increment(1.0);
 }
@@ -50,5 +71,5 @@ pub fn unauthenticated(error: &Error) {
 }
 
 pub fn serving(addr: std::net::SocketAddr, tls: bool) {
-    tracing::info!(%addr, mtls = tls, "gateway serving vehicle uploads");
+    tracing::info!(%addr, mtls = tls, "gateway serving vehicle uploads and the consent API");
 }

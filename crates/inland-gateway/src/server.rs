@@ -4,13 +4,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
+use inland_consent::proto::consent_service_server::ConsentServiceServer;
+use inland_consent::{ConsentLedger, ConsentLog};
 use inland_proto::ingest::v1::vehicle_ingest_server::VehicleIngestServer;
 use inland_stage::Producer;
 use inland_tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
+use crate::consent::ConsentCheck;
+use crate::consent_api::ConsentApi;
 use crate::service::IngestService;
 use crate::{Error, GatewayConfig, metrics};
 
@@ -31,14 +36,30 @@ pub enum GatewayTls {
 pub struct Gateway {
     listener: TcpListener,
     service: IngestService,
+    consent: ConsentApi,
+    ledger: ConsentLedger,
     tls: GatewayTls,
     max_message_bytes: usize,
 }
 
 impl Gateway {
     /// Checks the configuration and binds the listening socket, so callers learn the
-    /// address (port 0 picks a free one) before serving.
-    pub async fn bind(config: GatewayConfig, producer: Arc<dyn Producer>) -> Result<Self, Error> {
+    /// address (port 0 picks a free one) before serving. `producer` carries uploads to
+    /// `config.raw_topic`; `consent` is the consent topic (`config.consent_topic`) with
+    /// its caught-up view: what uploads are checked against and where the ConsentService
+    /// appends.
+    pub async fn bind(
+        config: GatewayConfig,
+        producer: Arc<dyn Producer>,
+        consent: ConsentLog,
+    ) -> Result<Self, Error> {
+        if consent.view.topic() != config.consent_topic {
+            return Err(Error::Config(format!(
+                "the consent view follows {}, but gateway.consent_topic is {}",
+                consent.view.topic(),
+                config.consent_topic
+            )));
+        }
         let tls = match (&config.tls, config.insecure_plaintext) {
             (_, true) if !config.listen.ip().is_loopback() => {
                 return Err(Error::Config(format!(
@@ -62,10 +83,17 @@ impl Gateway {
                 source,
             })?;
         let max_message_bytes = config.max_message_bytes;
-        let service = IngestService::new(config, producer)?;
+        let check = ConsentCheck::new(consent.view.clone(), &config.exterior_cameras)?;
+        let ledger =
+            ConsentLedger::new(consent, &config.consent_purposes, config.delivery_timeout)?;
+        let plaintext = config.insecure_plaintext;
+        let service = IngestService::new(config, producer, check)?;
+        let consent = ConsentApi::new(ledger.clone(), service.rate_limit().clone(), plaintext);
         Ok(Self {
             listener,
             service,
+            consent,
+            ledger,
             tls,
             max_message_bytes,
         })
@@ -89,6 +117,9 @@ impl Gateway {
         health
             .set_serving::<VehicleIngestServer<IngestService>>()
             .await;
+        health
+            .set_serving::<ConsentServiceServer<ConsentApi>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(inland_proto::FILE_DESCRIPTOR_SET)
             .build_v1()
@@ -96,6 +127,13 @@ impl Gateway {
         let ingest = VehicleIngestServer::new(self.service.clone())
             .max_decoding_message_size(self.max_message_bytes);
 
+        let consent = ConsentServiceServer::new(self.consent.clone());
+        let stop_restating = CancellationToken::new();
+        let restating = tokio::spawn(
+            self.ledger
+                .clone()
+                .restate_conflicts(stop_restating.clone()),
+        );
         let rate = self.service.rate_limit().clone();
         let sweeper = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
@@ -117,9 +155,12 @@ impl Gateway {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(ingest)
+            .add_service(consent)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         sweeper.abort();
+        stop_restating.cancel();
+        let _ = restating.await;
         Ok(served?)
     }
 }

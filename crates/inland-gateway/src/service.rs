@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::consent::ConsentCheck;
 use crate::dedup::{Claim, Deduplicator};
 use crate::limits::VehicleRateLimit;
 use crate::metrics::{self, Outcome};
@@ -34,10 +35,15 @@ struct Inner {
     producer: Arc<dyn Producer>,
     dedup: Deduplicator,
     rate: VehicleRateLimit,
+    consent: ConsentCheck,
 }
 
 impl IngestService {
-    pub fn new(config: GatewayConfig, producer: Arc<dyn Producer>) -> Result<Self, Error> {
+    pub fn new(
+        config: GatewayConfig,
+        producer: Arc<dyn Producer>,
+        consent: ConsentCheck,
+    ) -> Result<Self, Error> {
         let rate = VehicleRateLimit::new(&config)?;
         let dedup = Deduplicator::new(&config);
         Ok(Self {
@@ -46,6 +52,7 @@ impl IngestService {
                 producer,
                 dedup,
                 rate,
+                consent,
             }),
         })
     }
@@ -125,6 +132,10 @@ impl IngestService {
     ) -> Result<Outcome, Error> {
         let config = &self.inner.config;
         self.inner.rate.check(vin)?;
+        // Before validation: data of a category without consent is not even inspected.
+        if let Some(payload) = &req.payload {
+            self.inner.consent.check(vin, payload)?;
+        }
         let now = SystemTime::now();
         let raw = validate::to_raw_record(req, vin, config, &Window::new(config, now))?;
         let owner = match self.inner.dedup.claim(vin, &raw.message_id).await {

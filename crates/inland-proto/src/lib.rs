@@ -17,6 +17,17 @@ pub mod pipeline {
     }
 }
 
+pub mod consent {
+    pub mod v1 {
+        tonic::include_proto!("inland.consent.v1");
+
+        /// The schema header value for records on `inland.consent.v1`.
+        pub const CONSENT_EVENT_SCHEMA: &str = "inland.consent.v1.ConsentEvent";
+        /// The schema header value for records on `inland.erasure.v1`.
+        pub const ERASURE_REQUEST_SCHEMA: &str = "inland.consent.v1.ErasureRequest";
+    }
+}
+
 /// The encoded descriptor set of every package, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/inland_descriptor.bin"));

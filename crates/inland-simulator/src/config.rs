@@ -39,6 +39,12 @@ pub struct SimulatorConfig {
     /// After stopping, how long to wait for acks still outstanding.
     #[serde(with = "humantime_serde")]
     pub drain: Duration,
+    /// The purposes each simulated owner grants telemetry, camera frames and precise
+    /// location for, through the vehicle's HMI, before its first upload: names the
+    /// gateway accepts (`gateway.consent_purposes`).
+    pub consent_purposes: Vec<String>,
+    /// The version of the simulated consent notice recorded with each grant.
+    pub consent_notice_version: String,
 }
 
 impl Default for SimulatorConfig {
@@ -61,6 +67,8 @@ impl Default for SimulatorConfig {
             radius_km: 15.0,
             in_flight: 32,
             drain: Duration::from_secs(5),
+            consent_purposes: vec!["driving_statistics".into(), "road_imagery".into()],
+            consent_notice_version: "simulator-1".into(),
         }
     }
 }
@@ -130,6 +138,16 @@ impl SimulatorConfig {
         if self.count == Some(0) {
             return bad("count must be at least 1".into());
         }
+        if self.consent_purposes.is_empty() {
+            return bad(
+                "consent_purposes is empty: simulated owners grant consent for at least one \
+                 purpose (e.g. driving_statistics), or the gateway refuses every upload"
+                    .into(),
+            );
+        }
+        if self.consent_notice_version.trim().is_empty() {
+            return bad("consent_notice_version is empty".into());
+        }
         Ok(())
     }
 }
@@ -176,6 +194,13 @@ mod tests {
                     ..Default::default()
                 },
                 "in_flight",
+            ),
+            (
+                SimulatorConfig {
+                    consent_purposes: vec![],
+                    ..Default::default()
+                },
+                "consent_purposes",
             ),
         ] {
             let err = config.validate().unwrap_err().to_string();

@@ -1,7 +1,9 @@
 //! The fleet simulator behind `inland simulate` and `inland run --simulate`.
 //!
 //! Each simulated vehicle has a VIN derived from the seed ([`vins`]) and a client
-//! certificate issued in memory by the dev fleet CA, drives a route through the city
+//! certificate issued in memory by the dev fleet CA, grants its simulated owner's consent
+//! through the gateway's ConsentService as a vehicle HMI would ([`consent`]: telemetry,
+//! camera frames and precise location for `consent_purposes`), drives a route through the city
 //! (`motion`), and keeps one bidirectional `Upload` stream to the gateway on its own channel:
 //! VSS telemetry batches and front-camera JPEG frames, each acked by message id. Up to
 //! `in_flight` uploads per vehicle are unacked at once; a broken stream is reopened with
@@ -11,6 +13,7 @@
 
 pub mod cli;
 mod config;
+pub mod consent;
 mod error;
 mod fleet;
 mod frames;

@@ -18,8 +18,10 @@ pub const RESENT: &str = "inland_simulator_uploads_resent_total";
 pub const ACKS: &str = "inland_simulator_acks_total";
 /// Send-to-ack latency, by `status`.
 pub const ACK_LATENCY: &str = "inland_simulator_ack_latency_seconds";
-/// Streams that failed to open or broke, by gRPC `code`.
+/// Streams that failed to open or broke, by gRPC `code` (consent grants that failed too).
 pub const STREAM_ERRORS: &str = "inland_simulator_stream_errors_total";
+/// Simulated owners that granted consent through the vehicle's HMI.
+pub const CONSENTS: &str = "inland_simulator_consents_granted_total";
 
 pub fn starting(vehicles: usize, gateway: &str, mtls: bool) {
     tracing::info!(vehicles, gateway, mtls, "simulating a fleet");
@@ -57,6 +59,14 @@ pub fn stream_error(vehicle: usize, status: &tonic::Status) {
         code,
         message = status.message(),
         "stream failed; reconnecting"
+    );
+}
+
+pub fn consented(vehicle: usize) {
+    counter!(CONSENTS).increment(1);
+    tracing::debug!(
+        vehicle,
+        "simulated owner granted consent through the vehicle HMI"
     );
 }
 

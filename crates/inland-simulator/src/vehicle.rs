@@ -17,7 +17,7 @@ use crate::frames::Frames;
 use crate::motion::Motion;
 use crate::outbox::Outbox;
 use crate::stats::{Kind, Stats};
-use crate::{Error, SimulatorConfig, metrics, request};
+use crate::{Error, SimulatorConfig, consent, metrics, request};
 
 /// What every vehicle of a run shares.
 pub struct Fleet {
@@ -52,6 +52,8 @@ pub async fn run(
         mut motion,
         quota,
     } = vehicle;
+    // As a real owner does through the HMI: nothing is collected before the grant.
+    consent::grant(index, &link, &fleet.config, &fleet.stats, &stop).await?;
     let outbox = Outbox::new(fleet.config.in_flight);
     let connection = keep_streaming(index, &link, &outbox, &fleet.stats);
     tokio::pin!(connection);
@@ -224,7 +226,7 @@ async fn read_acks(
 
 /// Exponential backoff with jitter, so a restarted gateway is not hit by every vehicle at
 /// the same instant.
-struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
 }
 
@@ -238,7 +240,7 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let delay = self.next.mul_f64(rand::random_range(0.8..1.2));
         self.next = (self.next * 2).min(MAX_RETRY);
         delay

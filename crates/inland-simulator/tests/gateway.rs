@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inland_core::topics::RAW;
+use inland_consent::{ConsentLog, ConsentView, ViewOptions};
+use inland_core::topics::{CONSENT, RAW};
 use inland_gateway::{Gateway, GatewayConfig};
 use inland_proto::pipeline::v1::{RawRecord, raw_record};
 use inland_simulator::{SimulatorConfig, Summary, run, vins};
@@ -24,12 +25,20 @@ struct Running {
 
 async fn start_gateway(certs: Option<&DevCerts>) -> Running {
     let bus = MemoryBus::new(MemoryBusConfig::default());
-    bus.ensure_topics(&[TopicSpec {
-        name: RAW.into(),
-        partitions: 4,
-        retention_ms: 3_600_000,
-        compacted: false,
-    }])
+    bus.ensure_topics(&[
+        TopicSpec {
+            name: RAW.into(),
+            partitions: 4,
+            retention_ms: 3_600_000,
+            compacted: false,
+        },
+        TopicSpec {
+            name: CONSENT.into(),
+            partitions: 4,
+            retention_ms: -1,
+            compacted: true,
+        },
+    ])
     .unwrap();
     let mut config = GatewayConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -39,7 +48,15 @@ async fn start_gateway(certs: Option<&DevCerts>) -> Running {
         Some(files) => config.tls = Some(inland_tls::ServerTls::from_dev_certs(files)),
         None => config.insecure_plaintext = true,
     }
-    let gateway = Gateway::bind(config, Arc::new(bus.clone())).await.unwrap();
+    let consent = ConsentLog {
+        view: ConsentView::on_memory_bus(&bus, CONSENT, ViewOptions::default())
+            .await
+            .unwrap(),
+        producer: Arc::new(bus.clone()),
+    };
+    let gateway = Gateway::bind(config, Arc::new(bus.clone()), consent)
+        .await
+        .unwrap();
     let addr = gateway.local_addr();
     let stop = CancellationToken::new();
     let serving = stop.clone();
@@ -85,6 +102,16 @@ async fn raw_records(bus: &MemoryBus) -> Vec<Record> {
         records.push(consumed.unwrap().record);
     }
     records
+}
+
+/// Every consent event on the consent topic.
+async fn consent_events(bus: &MemoryBus) -> Vec<inland_consent::proto::ConsentEvent> {
+    let consumer = bus.consumer("c", &[CONSENT]).unwrap();
+    let mut events = Vec::new();
+    while let Ok(consumed) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
+        events.push(inland_consent::decode_event(&consumed.unwrap().record.payload).unwrap());
+    }
+    events
 }
 
 /// Checks that the raw topic holds exactly the summary's uploads, each once, keyed by the
@@ -141,6 +168,31 @@ async fn a_fleet_over_mutual_tls_is_stored_exactly_once() {
     let mut counts: Vec<usize> = per_vin.into_values().collect();
     counts.sort();
     assert_eq!(counts, [13, 13, 14], "the count is split over the vehicles");
+
+    // Each simulated owner granted consent through the vehicle's HMI, with the notice.
+    let events = consent_events(&gateway.bus).await;
+    assert_eq!(events.len(), 3);
+    for event in &events {
+        use inland_consent::proto::{Category, Channel, consent_event};
+        assert_eq!(event.channel, Channel::VehicleHmi as i32);
+        assert_eq!(event.actor.as_ref().unwrap().principal, "vehicle");
+        let Some(consent_event::Change::Granted(g)) = &event.change else {
+            panic!("a grant")
+        };
+        assert_eq!(
+            g.categories,
+            [
+                Category::Telemetry,
+                Category::PreciseLocation,
+                Category::CameraFrames
+            ]
+            .map(|c| c as i32)
+        );
+        assert_eq!(g.purposes, ["driving_statistics", "road_imagery"]);
+        let notice = g.notice.as_ref().unwrap();
+        assert_eq!(notice.version, "simulator-1");
+        assert_eq!(notice.sha256, inland_simulator::consent::notice_sha256());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

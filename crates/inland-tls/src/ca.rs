@@ -10,7 +10,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::Error;
+use crate::{Error, OPERATOR_OU};
 
 /// A certificate and its private key, PEM-encoded.
 #[derive(Clone)]
@@ -55,9 +55,17 @@ impl DevCerts {
             .join("vehicles")
             .join(format!("{}.key", vin.as_str()))
     }
+    /// The dev operator's certificate (`inland consent` uses it by default).
+    pub fn operator_cert(&self) -> PathBuf {
+        self.dir.join("operator.pem")
+    }
+    pub fn operator_key(&self) -> PathBuf {
+        self.dir.join("operator.key")
+    }
 
-    /// Creates a CA, a server certificate for `server_names` and one certificate per VIN,
-    /// keeping an existing CA so certificates issued earlier stay valid.
+    /// Creates a CA, a server certificate for `server_names`, an operator certificate for
+    /// [`DEV_OPERATOR`] and one certificate per VIN, keeping an existing CA so
+    /// certificates issued earlier stay valid.
     pub fn generate(&self, server_names: &[String], vins: &[Vin]) -> Result<FleetCa, Error> {
         let ca = if self.ca_cert().exists() {
             FleetCa::load(self)?
@@ -70,6 +78,7 @@ impl DevCerts {
         let server = ca.issue_server(server_names)?;
         write(&self.server_cert(), &server.cert_pem)?;
         write(&self.server_key(), &server.key_pem)?;
+        self.ensure_operator(&ca)?;
         for vin in vins {
             let v = ca.issue_vehicle(vin)?;
             write(&self.vehicle_cert(vin), &v.cert_pem)?;
@@ -77,7 +86,21 @@ impl DevCerts {
         }
         Ok(ca)
     }
+
+    /// Issues the dev operator certificate if there is none yet (a data directory made
+    /// before operators existed gets one on its next start).
+    pub fn ensure_operator(&self, ca: &FleetCa) -> Result<(), Error> {
+        if self.operator_cert().exists() && self.operator_key().exists() {
+            return Ok(());
+        }
+        let operator = ca.issue_operator(DEV_OPERATOR)?;
+        write(&self.operator_cert(), &operator.cert_pem)?;
+        write(&self.operator_key(), &operator.key_pem)
+    }
 }
+
+/// The name of the operator certificate `inland dev-certs` issues.
+pub const DEV_OPERATOR: &str = "dev-operator";
 
 impl FleetCa {
     pub fn generate() -> Result<Self, Error> {
@@ -110,6 +133,24 @@ impl FleetCa {
     pub fn issue_vehicle(&self, vin: &Vin) -> Result<Issued, Error> {
         let mut params = CertificateParams::default();
         params.distinguished_name = name(vin.as_str());
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params, Duration::days(365))
+    }
+
+    /// A certificate for an operator allowed to record consent for any vehicle: subject
+    /// OU [`OPERATOR_OU`], common name `name`.
+    pub fn issue_operator(&self, operator: &str) -> Result<Issued, Error> {
+        let valid = (1..=64).contains(&operator.len())
+            && operator.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+        // A VIN as an operator's name would read like a vehicle in every record.
+        if !valid || Vin::parse(operator).is_ok() {
+            return Err(Error::OperatorName(operator.to_owned()));
+        }
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(operator);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, OPERATOR_OU);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(params, Duration::days(365))
     }
@@ -166,7 +207,7 @@ fn write(path: &Path, contents: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vin_from_certificate;
+    use crate::{ClientIdentity, client_identity, vin_from_certificate};
 
     fn der(pem: &str) -> Vec<u8> {
         x509_parser::pem::parse_x509_pem(pem.as_bytes())
@@ -192,6 +233,43 @@ mod tests {
         let other = Vin::parse("WVWZZZ1JZXW000001").unwrap();
         let issued = reloaded.issue_vehicle(&other).unwrap();
         assert_eq!(vin_from_certificate(&der(&issued.cert_pem)).unwrap(), other);
+    }
+
+    #[test]
+    fn operator_certificates_are_operators_and_never_vehicles() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = DevCerts::new(dir.path());
+        let ca = files.generate(&["localhost".into()], &[]).unwrap();
+        let pem = std::fs::read_to_string(files.operator_cert()).unwrap();
+        assert_eq!(
+            client_identity(&der(&pem)).unwrap(),
+            ClientIdentity::Operator(DEV_OPERATOR.into())
+        );
+        assert!(matches!(
+            vin_from_certificate(&der(&pem)),
+            Err(Error::NotAVehicle)
+        ));
+        // Kept across runs, like the CA.
+        files.generate(&["localhost".into()], &[]).unwrap();
+        assert_eq!(std::fs::read_to_string(files.operator_cert()).unwrap(), pem);
+
+        let vin = Vin::parse("LSVAU2180N2183294").unwrap();
+        let vehicle = ca.issue_vehicle(&vin).unwrap();
+        assert_eq!(
+            client_identity(&der(&vehicle.cert_pem)).unwrap(),
+            ClientIdentity::Vehicle(vin.clone())
+        );
+        for bad in ["", "LSVAU2180N2183294", "tab\there"] {
+            assert!(matches!(
+                ca.issue_operator(bad),
+                Err(Error::OperatorName(_))
+            ));
+        }
+        let alice = ca.issue_operator("alice").unwrap();
+        assert_eq!(
+            client_identity(&der(&alice.cert_pem)).unwrap(),
+            ClientIdentity::Operator("alice".into())
+        );
     }
 
     #[test]

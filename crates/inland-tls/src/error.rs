@@ -22,13 +22,27 @@ pub enum Error {
     NoVin,
     #[error("the client certificate's common name is not a VIN: {0}")]
     NotAVin(#[from] inland_core::VinError),
+    #[error("an operator certificate cannot upload vehicle data; use the vehicle's certificate")]
+    NotAVehicle,
+    #[error(
+        "the operator certificate's common name must be 1 to 64 printable ASCII characters \
+         (the operator's name)"
+    )]
+    BadOperatorName,
+    #[error("operator name {0:?}: use 1 to 64 printable ASCII characters")]
+    OperatorName(String),
 }
 
 impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Read { .. } | Self::Write { .. } | Self::Generate(_) => ErrorCode::Internal,
-            Self::BadCertificate(_) | Self::NoVin | Self::NotAVin(_) => ErrorCode::Unauthenticated,
+            Self::BadCertificate(_)
+            | Self::NoVin
+            | Self::NotAVin(_)
+            | Self::NotAVehicle
+            | Self::BadOperatorName => ErrorCode::Unauthenticated,
+            Self::OperatorName(_) => ErrorCode::InvalidInput,
         }
     }
 }
