@@ -156,6 +156,7 @@ fn upload(message_id: String) -> UploadRequest {
         message_id,
         recorded_at: Some(now.into()),
         vin: String::new(),
+        driver_profile_id: String::new(),
         payload: Some(upload_request::Payload::Telemetry(TelemetryBatch {
             samples,
         })),

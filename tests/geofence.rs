@@ -308,6 +308,7 @@ fn upload(base: SystemTime, message_id: &str, payload: upload_request::Payload) 
         message_id: message_id.into(),
         recorded_at: Some(at(base, 0)),
         vin: String::new(),
+        driver_profile_id: String::new(),
         payload: Some(payload),
     }
 }

@@ -170,6 +170,7 @@ fn drive_outside_every_zone() -> UploadRequest {
         message_id: "t-1".into(),
         recorded_at: Some(now.into()),
         vin: String::new(),
+        driver_profile_id: String::new(),
         payload: Some(upload_request::Payload::Telemetry(TelemetryBatch {
             samples: vec![
                 s("Vehicle.Speed", sample::Value::FloatValue(40.0)),

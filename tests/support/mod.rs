@@ -198,6 +198,7 @@ pub fn telemetry(message_id: &str, samples: Vec<(&str, sample::Value)>) -> Uploa
         message_id: message_id.into(),
         recorded_at: Some(SystemTime::now().into()),
         vin: String::new(),
+        driver_profile_id: String::new(),
         payload: Some(upload_request::Payload::Telemetry(TelemetryBatch {
             samples: samples
                 .into_iter()
@@ -227,6 +228,7 @@ pub fn frame(message_id: &str, jpeg_len: usize) -> UploadRequest {
         message_id: message_id.into(),
         recorded_at: Some(SystemTime::now().into()),
         vin: String::new(),
+        driver_profile_id: String::new(),
         payload: Some(upload_request::Payload::Frame(CameraFrame {
             camera_id: "front".into(),
             captured_at: Some(SystemTime::now().into()),

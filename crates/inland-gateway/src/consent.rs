@@ -46,15 +46,24 @@ impl ConsentCheck {
         }
     }
 
-    /// Refuses the upload unless the vehicle consented to its category for some purpose
-    /// (the anonymizer keeps it only for the purposes consented to precise location).
-    pub fn check(&self, vin: &Vin, payload: &upload_request::Payload) -> Result<(), Error> {
+    /// Refuses the upload unless the vehicle, and the driver profile when the vehicle
+    /// names one, consented to its category for some purpose (the anonymizer keeps
+    /// precise positions only for the purposes consented to precise location).
+    pub fn check(
+        &self,
+        vin: &Vin,
+        driver_profile: Option<&str>,
+        payload: &upload_request::Payload,
+    ) -> Result<(), Error> {
         let category = self.category(payload);
-        if self.view.allows(vin, None, category, None) {
+        if self.view.allows(vin, driver_profile, category, None) {
             return Ok(());
         }
         metrics::dropped_without_consent(category);
-        Err(Error::NoConsent { category })
+        Err(Error::NoConsent {
+            category,
+            driver_profile: driver_profile.is_some(),
+        })
     }
 
     fn is_exterior(&self, camera_id: &str) -> bool {
@@ -155,31 +164,34 @@ mod tests {
             (frame(""), Category::CabinCamera),
         ] {
             assert_eq!(check.category(&payload), category);
-            let err = check.check(&vin, &payload).unwrap_err();
+            let err = check.check(&vin, None, &payload).unwrap_err();
             assert_eq!(err.code(), ErrorCode::PermissionDenied);
             let message = err.to_string();
             assert!(message.contains(category.as_str_name()), "{message}");
             assert!(message.contains("inland consent grant"), "{message}");
             assert!(!message.contains(VIN), "no VIN in messages: {message}");
         }
-        let cabin = check.check(&vin, &frame("cabin")).unwrap_err().to_string();
+        let cabin = check
+            .check(&vin, None, &frame("cabin"))
+            .unwrap_err()
+            .to_string();
         assert!(cabin.contains("gateway.exterior_cameras"), "{cabin}");
 
         ledger
             .grant(&me, grant(&[Category::Telemetry, Category::CameraFrames]))
             .await
             .unwrap();
-        check.check(&vin, &telemetry()).unwrap();
-        check.check(&vin, &frame("front")).unwrap();
+        check.check(&vin, None, &telemetry()).unwrap();
+        check.check(&vin, None, &frame("front")).unwrap();
         assert!(
-            check.check(&vin, &frame("cabin")).is_err(),
+            check.check(&vin, None, &frame("cabin")).is_err(),
             "cabin needs its own"
         );
         ledger
             .grant(&me, grant(&[Category::CabinCamera]))
             .await
             .unwrap();
-        check.check(&vin, &frame("cabin")).unwrap();
+        check.check(&vin, None, &frame("cabin")).unwrap();
 
         ledger
             .withdraw(
@@ -193,8 +205,45 @@ mod tests {
             )
             .await
             .unwrap();
-        assert!(check.check(&vin, &telemetry()).is_err(), "at once");
-        check.check(&vin, &frame("front")).unwrap();
+        assert!(check.check(&vin, None, &telemetry()).is_err(), "at once");
+        check.check(&vin, None, &frame("front")).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_named_driver_profile_needs_its_own_consent_besides_the_vehicles() {
+        let ledger = ledger().await;
+        let check = ConsentCheck::new(
+            ledger.view().clone(),
+            &GatewayConfig::default().exterior_cameras,
+        )
+        .unwrap();
+        let vin = Vin::parse(VIN).unwrap();
+        let me = Principal::Vehicle(vin.clone());
+        let for_profile = |categories: &[Category]| {
+            let mut request = grant(categories);
+            request.subject.as_mut().unwrap().driver_profile_id = "driver-2".into();
+            request
+        };
+        ledger
+            .grant(&me, for_profile(&[Category::Telemetry]))
+            .await
+            .unwrap();
+        let err = check
+            .check(&vin, Some("driver-2"), &telemetry())
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PermissionDenied);
+        assert!(err.to_string().contains("driver profile"), "{err}");
+
+        ledger
+            .grant(&me, grant(&[Category::Telemetry]))
+            .await
+            .unwrap();
+        check.check(&vin, None, &telemetry()).unwrap();
+        check.check(&vin, Some("driver-2"), &telemetry()).unwrap();
+        assert!(
+            check.check(&vin, Some("driver-3"), &telemetry()).is_err(),
+            "another profile has consented to nothing"
+        );
     }
 
     #[tokio::test]
@@ -210,7 +259,7 @@ mod tests {
         let snapshots = recorder.snapshotter();
         ::metrics::with_local_recorder(&recorder, || {
             for _ in 0..2 {
-                assert!(check.check(&vin, &frame("cabin")).is_err());
+                assert!(check.check(&vin, None, &frame("cabin")).is_err());
             }
         });
         let drops: Vec<(Vec<(String, String)>, u64)> = snapshots

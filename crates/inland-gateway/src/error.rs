@@ -11,12 +11,18 @@ pub enum Error {
         "this upload is for VIN {claimed}, but the client certificate belongs to another vehicle"
     )]
     VinMismatch { claimed: String },
-    /// The vehicle has not consented to the upload's category.
+    /// The vehicle (or the driver profile it named) has not consented to the upload's
+    /// category.
     #[error(
-        "not stored: this vehicle has not consented to {} ({}){}; nothing of it is collected \
+        "not stored: {} not consented to {} ({}){}; nothing of it is collected \
          without a grant. Its owner grants it in the vehicle (inland.consent.v1.ConsentService/Grant), \
          or an operator records it: inland consent grant --vin <VIN> --category {} --purpose <PURPOSE> \
          --notice-version <V> --notice-file <NOTICE> --actor <WHO>",
+        if *driver_profile {
+            "this vehicle and the driver profile it names have not both"
+        } else {
+            "this vehicle has"
+        },
         inland_consent::category_label(*category),
         category.as_str_name(),
         if *category == Category::CabinCamera {
@@ -27,7 +33,10 @@ pub enum Error {
         },
         inland_consent::category_flag(*category)
     )]
-    NoConsent { category: Category },
+    NoConsent {
+        category: Category,
+        driver_profile: bool,
+    },
     #[error("{0}")]
     Consent(#[from] inland_consent::Error),
     #[error("rate limit: at most {per_second} uploads/s per vehicle (burst {burst}); retry later")]

@@ -134,7 +134,8 @@ impl IngestService {
         self.inner.rate.check(vin)?;
         // Before validation: data of a category without consent is not even inspected.
         if let Some(payload) = &req.payload {
-            self.inner.consent.check(vin, payload)?;
+            let profile = Some(req.driver_profile_id.as_str()).filter(|p| !p.is_empty());
+            self.inner.consent.check(vin, profile, payload)?;
         }
         let now = SystemTime::now();
         let raw = validate::to_raw_record(req, vin, config, &Window::new(config, now))?;

@@ -280,6 +280,7 @@ mod tests {
             message_id: "m-1".into(),
             recorded_at: ts(SystemTime::now()),
             vin: String::new(),
+            driver_profile_id: String::new(),
             payload: Some(upload_request::Payload::Telemetry(TelemetryBatch {
                 samples,
             })),
@@ -404,6 +405,7 @@ mod tests {
             message_id: "f-1".into(),
             recorded_at: ts(SystemTime::now()),
             vin: String::new(),
+            driver_profile_id: String::new(),
             payload: Some(upload_request::Payload::Frame(CameraFrame {
                 camera_id: "front".into(),
                 captured_at: ts(SystemTime::now()),

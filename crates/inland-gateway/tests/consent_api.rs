@@ -145,6 +145,7 @@ fn speed(id: &str) -> UploadRequest {
         message_id: id.into(),
         recorded_at: Some(SystemTime::now().into()),
         vin: String::new(),
+        driver_profile_id: String::new(),
         payload: Some(upload_request::Payload::Telemetry(TelemetryBatch {
             samples: vec![Sample {
                 path: "Vehicle.Speed".into(),
@@ -160,6 +161,7 @@ fn frame(id: &str, camera_id: &str) -> UploadRequest {
         message_id: id.into(),
         recorded_at: Some(SystemTime::now().into()),
         vin: String::new(),
+        driver_profile_id: String::new(),
         payload: Some(upload_request::Payload::Frame(CameraFrame {
             camera_id: camera_id.into(),
             captured_at: None,

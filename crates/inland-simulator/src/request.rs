@@ -33,6 +33,7 @@ pub fn telemetry(
         recorded_at: Some(recorded_at.into()),
         // The certificate (or dev header) names the vehicle; repeating it adds nothing.
         vin: String::new(),
+        driver_profile_id: String::new(),
         payload: Some(upload_request::Payload::Telemetry(TelemetryBatch {
             samples,
         })),
@@ -45,6 +46,7 @@ pub fn frame(message_id: String, at: SystemTime, jpeg: Bytes, state: &Snapshot) 
         message_id,
         recorded_at: Some(at.into()),
         vin: String::new(),
+        driver_profile_id: String::new(),
         payload: Some(upload_request::Payload::Frame(CameraFrame {
             camera_id: CAMERA_ID.into(),
             captured_at: Some(at.into()),
