@@ -116,6 +116,17 @@ mod tests {
         .unwrap()
     }
 
+    /// A ledger, the gateway's check on its view, and the vehicle both are about.
+    async fn fixture() -> (ConsentLedger, ConsentCheck, Vin) {
+        let ledger = ledger().await;
+        let check = ConsentCheck::new(
+            ledger.view().clone(),
+            &GatewayConfig::default().exterior_cameras,
+        )
+        .unwrap();
+        (ledger, check, Vin::parse(VIN).unwrap())
+    }
+
     fn frame(camera_id: &str) -> upload_request::Payload {
         upload_request::Payload::Frame(CameraFrame {
             camera_id: camera_id.into(),
@@ -146,13 +157,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_category_is_refused_until_granted_and_again_once_withdrawn() {
-        let ledger = ledger().await;
-        let check = ConsentCheck::new(
-            ledger.view().clone(),
-            &GatewayConfig::default().exterior_cameras,
-        )
-        .unwrap();
-        let vin = Vin::parse(VIN).unwrap();
+        let (ledger, check, vin) = fixture().await;
         let me = Principal::Vehicle(vin.clone());
         for (payload, category) in [
             (telemetry(), Category::Telemetry),
@@ -211,13 +216,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_named_driver_profile_needs_its_own_consent_besides_the_vehicles() {
-        let ledger = ledger().await;
-        let check = ConsentCheck::new(
-            ledger.view().clone(),
-            &GatewayConfig::default().exterior_cameras,
-        )
-        .unwrap();
-        let vin = Vin::parse(VIN).unwrap();
+        let (ledger, check, vin) = fixture().await;
         let me = Principal::Vehicle(vin.clone());
         let for_profile = |categories: &[Category]| {
             let mut request = grant(categories);
@@ -248,13 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_are_counted_as_drops_by_reason_and_category() {
-        let ledger = ledger().await;
-        let check = ConsentCheck::new(
-            ledger.view().clone(),
-            &GatewayConfig::default().exterior_cameras,
-        )
-        .unwrap();
-        let vin = Vin::parse(VIN).unwrap();
+        let (_ledger, check, vin) = fixture().await;
         let recorder = metrics_util::debugging::DebuggingRecorder::new();
         let snapshots = recorder.snapshotter();
         ::metrics::with_local_recorder(&recorder, || {
