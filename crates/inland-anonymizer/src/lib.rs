@@ -31,6 +31,7 @@ pub mod metrics;
 mod purpose;
 mod record;
 mod stage;
+mod wire;
 
 pub use consent::{ConsentView, NoConsent};
 pub use erasure::ErasureStage;

@@ -60,14 +60,13 @@ impl TelemetryCounters {
         }
     }
 
-    /// A telemetry batch was cut for every purpose; `outputs[i]`: whether purpose `i` got a
-    /// record.
-    pub(crate) fn batch(&self, tally: &Tally, outputs: impl Iterator<Item = usize>) {
-        let mut written = 0;
-        for i in outputs {
-            self.outputs[i].increment(1);
-            written += 1;
-        }
+    /// Purpose `i` got a record of a telemetry batch.
+    pub(crate) fn output(&self, i: usize) {
+        self.outputs[i].increment(1);
+    }
+
+    /// A telemetry batch was cut for every purpose, and `written` records came of it.
+    pub(crate) fn batch(&self, tally: &Tally, written: usize) {
         let outcome = if written == 0 {
             self.dropped.increment(1);
             "dropped"

@@ -2,16 +2,18 @@
 //! time. Everything a purpose does not name is dropped; identifiers are dropped whatever it
 //! names.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use inland_core::vss::{self, Datatype, Sensitivity};
 use inland_proto::Timestamp;
-use inland_proto::ingest::v1::{Sample, sample};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::keys::timestamp_nanos;
+use crate::wire::{SampleView, Value};
 
 /// The purpose `AnonymizerConfig::default()` serves.
 pub const DRIVING_STATISTICS: &str = "driving_statistics";
@@ -193,31 +195,24 @@ impl Purpose {
         }
     }
 
-    /// The samples this purpose keeps of a batch, in their order, with times and positions
-    /// at its precision. A sample without a time of its own is at `recorded_at`.
-    pub(crate) fn samples(
+    /// Passes `keep` the samples this purpose keeps of a batch, in their order, with
+    /// times and positions at its precision (`keep(path, time, value)`), and counts what
+    /// it drops and why.
+    pub(crate) fn cut<'a>(
         &self,
-        samples: &[Sample],
-        recorded_at: Option<&Timestamp>,
+        batch: &Batch<'_, 'a>,
         precision: LocationPrecision,
         tally: &mut Tally,
-    ) -> Vec<Sample> {
-        let fallback = recorded_at.map(timestamp_nanos);
-        let instant = |s: &Sample| s.time.as_ref().map(timestamp_nanos).or(fallback);
-        // Snapping a longitude needs the latitude of the same instant.
-        let latitudes: Vec<(Option<i128>, f64)> = if precision == LocationPrecision::Coarse {
-            samples
-                .iter()
-                .filter(|s| s.path == vss::LATITUDE)
-                .filter_map(|s| Some((instant(s), latitude(s)?)))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        mut keep: impl FnMut(&'static str, Option<&Timestamp>, Value<'a>),
+    ) {
         let catalog = vss::catalog();
-        let mut kept = Vec::with_capacity(samples.len());
-        for s in samples {
-            let Ok(i) = catalog.binary_search_by(|c| c.path.cmp(&s.path)) else {
+        let (lat_signal, lon_signal) = position_signals();
+        // Samples come in groups of one instant and positions in runs within one latitude
+        // band: remember the last time floored and the last band's cell width.
+        let mut floored: Option<(Timestamp, Timestamp)> = None;
+        let mut cells = LongitudeCells::new(self.grid_m);
+        for s in batch.samples {
+            let Some(i) = s.signal else {
                 tally.not_allowed += 1;
                 continue;
             };
@@ -230,11 +225,11 @@ impl Purpose {
                 tally.not_allowed += 1;
                 continue;
             }
-            let Some(value) = s.value.as_ref().filter(|v| typed(signal.datatype, v)) else {
+            let Some(value) = s.value.filter(|v| typed(signal.datatype, v)) else {
                 tally.mistyped += 1;
                 continue;
             };
-            if let sample::Value::StringValue(text) = value
+            if let Value::String(text) = value
                 && looks_like_identifier(text)
             {
                 tally.identifier += 1;
@@ -243,22 +238,24 @@ impl Purpose {
             let value = if signal.sensitivity == Sensitivity::Location {
                 let coarse = match precision {
                     LocationPrecision::None => None,
-                    LocationPrecision::Precise => match s.path.as_str() {
-                        vss::LATITUDE => latitude(s).map(sample::Value::DoubleValue),
-                        vss::LONGITUDE => longitude(s).map(sample::Value::DoubleValue),
-                        _ => Some(value.clone()),
-                    },
-                    LocationPrecision::Coarse => match s.path.as_str() {
-                        vss::LATITUDE => latitude(s).map(|lat| snap_latitude(lat, self.grid_m)),
-                        vss::LONGITUDE => longitude(s).and_then(|lon| {
-                            let at = instant(s);
-                            let &(_, lat) = latitudes.iter().find(|(t, _)| *t == at)?;
-                            Some(snap_longitude(lat, lon, self.grid_m))
-                        }),
-                        // Heading, altitude and accuracy say more than a grid cell.
-                        _ => None,
+                    LocationPrecision::Precise if i == lat_signal => {
+                        latitude(value).map(Value::Double)
                     }
-                    .map(sample::Value::DoubleValue),
+                    LocationPrecision::Precise if i == lon_signal => {
+                        longitude(value).map(Value::Double)
+                    }
+                    LocationPrecision::Precise => Some(value),
+                    LocationPrecision::Coarse if i == lat_signal => {
+                        latitude(value).map(|lat| Value::Double(snap_latitude(lat, self.grid_m)))
+                    }
+                    LocationPrecision::Coarse if i == lon_signal => {
+                        longitude(value).and_then(|lon| {
+                            let lat = batch.latitude_at(batch.instant(s))?;
+                            Some(Value::Double(cells.snap(lat, lon)))
+                        })
+                    }
+                    // Heading, altitude and accuracy say more than a grid cell.
+                    LocationPrecision::Coarse => None,
                 };
                 match coarse {
                     Some(v) => v,
@@ -268,43 +265,102 @@ impl Purpose {
                     }
                 }
             } else {
-                value.clone()
+                value
             };
             tally.kept += 1;
-            kept.push(Sample {
-                path: s.path.clone(),
-                time: s.time.as_ref().map(|t| self.coarse_time(t)),
-                value: Some(value),
+            let time = s.time.map(|t| match floored {
+                Some((from, to)) if from == t => to,
+                _ => {
+                    let to = self.coarse_time(&t);
+                    floored = Some((t, to));
+                    to
+                }
             });
+            keep(signal.path, time.as_ref(), value);
         }
-        kept
     }
 }
 
-fn latitude(s: &Sample) -> Option<f64> {
-    match s.value {
-        Some(sample::Value::DoubleValue(v)) if (-90.0..=90.0).contains(&v) => Some(v),
+/// A telemetry batch as the purposes cut it.
+pub(crate) struct Batch<'s, 'a> {
+    samples: &'s [SampleView<'a>],
+    /// The instant of a sample without a time of its own.
+    recorded_at: Option<i128>,
+    /// The valid latitudes and their instants, once a longitude is to be snapped: that
+    /// needs the latitude of the same instant.
+    latitudes: OnceCell<Vec<(Option<i128>, f64)>>,
+}
+
+impl<'s, 'a> Batch<'s, 'a> {
+    pub(crate) fn new(samples: &'s [SampleView<'a>], recorded_at: Option<&Timestamp>) -> Self {
+        Self {
+            samples,
+            recorded_at: recorded_at.map(timestamp_nanos),
+            latitudes: OnceCell::new(),
+        }
+    }
+
+    fn instant(&self, s: &SampleView<'_>) -> Option<i128> {
+        s.time.as_ref().map(timestamp_nanos).or(self.recorded_at)
+    }
+
+    /// The first valid latitude at `instant`.
+    fn latitude_at(&self, instant: Option<i128>) -> Option<f64> {
+        let (lat_signal, _) = position_signals();
+        self.latitudes
+            .get_or_init(|| {
+                let mut latitudes = Vec::with_capacity(self.samples.len());
+                latitudes.extend(
+                    self.samples
+                        .iter()
+                        .filter(|s| s.signal == Some(lat_signal))
+                        .filter_map(|s| Some((self.instant(s), latitude(s.value?)?))),
+                );
+                latitudes
+            })
+            .iter()
+            .find(|(t, _)| *t == instant)
+            .map(|&(_, lat)| lat)
+    }
+}
+
+/// The catalog indices of latitude and longitude.
+fn position_signals() -> (usize, usize) {
+    static INDICES: OnceLock<(usize, usize)> = OnceLock::new();
+    *INDICES.get_or_init(|| {
+        let index = |path| {
+            vss::catalog()
+                .iter()
+                .position(|s| s.path == path)
+                .expect("positions are catalog signals")
+        };
+        (index(vss::LATITUDE), index(vss::LONGITUDE))
+    })
+}
+
+fn latitude(value: Value<'_>) -> Option<f64> {
+    match value {
+        Value::Double(v) if (-90.0..=90.0).contains(&v) => Some(v),
         _ => None,
     }
 }
 
-fn longitude(s: &Sample) -> Option<f64> {
-    match s.value {
-        Some(sample::Value::DoubleValue(v)) if (-180.0..=180.0).contains(&v) => Some(v),
+fn longitude(value: Value<'_>) -> Option<f64> {
+    match value {
+        Value::Double(v) if (-180.0..=180.0).contains(&v) => Some(v),
         _ => None,
     }
 }
 
 /// Whether a value has the signal's VSS datatype (as the gateway checks on upload).
-fn typed(datatype: Datatype, value: &sample::Value) -> bool {
-    use sample::Value::*;
+fn typed(datatype: Datatype, value: &Value<'_>) -> bool {
     match value {
-        BoolValue(_) => datatype == Datatype::Boolean,
-        IntValue(_) => datatype.int_range().is_some(),
-        UintValue(_) => datatype.uint_max().is_some(),
-        FloatValue(_) => datatype == Datatype::Float,
-        DoubleValue(_) => datatype == Datatype::Double,
-        StringValue(_) => datatype == Datatype::String,
+        Value::Bool(_) => datatype == Datatype::Boolean,
+        Value::Int(_) => datatype.int_range().is_some(),
+        Value::Uint(_) => datatype.uint_max().is_some(),
+        Value::Float(_) => datatype == Datatype::Float,
+        Value::Double(_) => datatype == Datatype::Double,
+        Value::String(_) => datatype == Datatype::String,
     }
 }
 
@@ -320,10 +376,43 @@ pub(crate) fn snap_latitude(lat: f64, grid_m: f64) -> f64 {
 /// The centre of the cell holding `lon`: cells are `grid_m` wide at the centre of the
 /// latitude band, so they are about square at every latitude.
 pub(crate) fn snap_longitude(lat: f64, lon: f64, grid_m: f64) -> f64 {
-    let band = snap_latitude(lat, grid_m);
+    snap_to_cell(lon, cell_width(snap_latitude(lat, grid_m), grid_m))
+}
+
+/// The width in degrees of longitude of the cells of the band centred on `band`.
+fn cell_width(band: f64, grid_m: f64) -> f64 {
     let cos = band.to_radians().cos().max(1e-9);
-    let step = (grid_m / (METRES_PER_DEGREE * cos)).min(360.0);
-    ((((lon + 180.0) / step).floor() + 0.5) * step - 180.0).clamp(-180.0, 180.0)
+    (grid_m / (METRES_PER_DEGREE * cos)).min(360.0)
+}
+
+fn snap_to_cell(lon: f64, width: f64) -> f64 {
+    ((((lon + 180.0) / width).floor() + 0.5) * width - 180.0).clamp(-180.0, 180.0)
+}
+
+/// `snap_longitude` over many positions, computing a band's cell width (a cosine) only
+/// when the band changes.
+struct LongitudeCells {
+    grid_m: f64,
+    last: Option<(f64, f64)>,
+}
+
+impl LongitudeCells {
+    fn new(grid_m: f64) -> Self {
+        Self { grid_m, last: None }
+    }
+
+    fn snap(&mut self, lat: f64, lon: f64) -> f64 {
+        let band = snap_latitude(lat, self.grid_m);
+        let width = match self.last {
+            Some((last, width)) if last == band => width,
+            _ => {
+                let width = cell_width(band, self.grid_m);
+                self.last = Some((band, width));
+                width
+            }
+        };
+        snap_to_cell(lon, width)
+    }
 }
 
 /// Whether a string looks like something that identifies a vehicle or a person: a VIN (or
@@ -361,7 +450,12 @@ fn ipv4_inside(token: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use inland_proto::ingest::v1::{Sample, TelemetryBatch, sample};
+    use inland_proto::pipeline::v1::{RawRecord, raw_record};
+    use prost::Message;
+
     use super::*;
+    use crate::wire::{Payload, read_raw_record};
 
     #[test]
     fn identifiers_are_recognised() {
@@ -556,9 +650,32 @@ mod tests {
                 StringValue("x".into()),
             ),
         ];
+        // As the stage reads them: encoded, then read in place.
+        let payload = RawRecord {
+            payload: Some(raw_record::Payload::Telemetry(TelemetryBatch {
+                samples: batch.clone(),
+            })),
+            ..RawRecord::default()
+        }
+        .encode_to_vec();
+        let Some(Payload::Telemetry(views)) = read_raw_record(&payload).unwrap().payload else {
+            panic!("telemetry")
+        };
         let run = |precision| {
             let mut tally = Tally::default();
-            let out = p.samples(&batch, None, precision, &mut tally);
+            let mut out = Vec::new();
+            p.cut(
+                &Batch::new(&views, None),
+                precision,
+                &mut tally,
+                |path, time, value| {
+                    out.push(Sample {
+                        path: path.into(),
+                        time: time.copied(),
+                        value: Some(value.to_proto()),
+                    });
+                },
+            );
             (out, tally)
         };
         assert_eq!(p.precision(|| false), LocationPrecision::Coarse);

@@ -11,7 +11,9 @@
 
 use std::fmt;
 
+use bytes::Bytes;
 use inland_core::vss::{self, Sensitivity};
+use inland_proto::Timestamp;
 use inland_proto::ingest::v1::sample;
 use inland_proto::pipeline::v1::{
     ANONYMIZED_RECORD_SCHEMA, AnonymizedFrame, AnonymizedRecord, anonymized_record,
@@ -89,27 +91,62 @@ impl Anonymized {
 
     /// The record as it goes on the topic: keyed by pseudonym, with the schema and record
     /// id headers (and the trace context, when there is one).
-    pub(crate) fn to_topic(&self, traceparent: Option<&bytes::Bytes>) -> Record {
-        let mut headers = vec![
-            (SCHEMA_HEADER.to_owned(), ANONYMIZED_RECORD_SCHEMA.into()),
-            (
-                RECORD_ID_HEADER.to_owned(),
-                self.record_id.clone().into_bytes().into(),
-            ),
-        ];
-        if let Some(trace) = traceparent {
-            headers.push((TRACEPARENT_HEADER.to_owned(), trace.clone()));
-        }
-        let timestamp_ms = self
-            .record
-            .recorded_at
-            .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
-        Record {
-            key: self.record.pseudonym.clone().into_bytes().into(),
-            payload: self.record.encode_to_vec().into(),
-            headers,
-            timestamp_ms,
-        }
+    pub(crate) fn to_topic(&self, traceparent: Option<&Bytes>) -> Record {
+        topic_record(
+            self.record.pseudonym.clone().into_bytes().into(),
+            self.record.encode_to_vec().into(),
+            self.record_id.clone().into_bytes().into(),
+            traceparent,
+            self.record.recorded_at.as_ref(),
+        )
+    }
+}
+
+/// A telemetry record the stage wrote in place (see `wire`) as it goes on the topic, like
+/// [`Anonymized::to_topic`]. Debug builds (the tests) check it as the archiver will.
+pub(crate) fn telemetry_to_topic(
+    pseudonym: Bytes,
+    payload: Bytes,
+    record_id: Bytes,
+    traceparent: Option<&Bytes>,
+    recorded_at: &Timestamp,
+) -> Record {
+    let record = topic_record(
+        pseudonym,
+        payload,
+        record_id,
+        traceparent,
+        Some(recorded_at),
+    );
+    debug_assert!(
+        Anonymized::decode_from_topic(&record).is_ok(),
+        "{:?}",
+        Anonymized::decode_from_topic(&record)
+    );
+    record
+}
+
+fn topic_record(
+    key: Bytes,
+    payload: Bytes,
+    record_id: Bytes,
+    traceparent: Option<&Bytes>,
+    recorded_at: Option<&Timestamp>,
+) -> Record {
+    let mut headers = Vec::with_capacity(3);
+    headers.push((
+        SCHEMA_HEADER.to_owned(),
+        Bytes::from_static(ANONYMIZED_RECORD_SCHEMA.as_bytes()),
+    ));
+    headers.push((RECORD_ID_HEADER.to_owned(), record_id));
+    if let Some(trace) = traceparent {
+        headers.push((TRACEPARENT_HEADER.to_owned(), trace.clone()));
+    }
+    Record {
+        key,
+        payload,
+        headers,
+        timestamp_ms: recorded_at.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000),
     }
 }
 

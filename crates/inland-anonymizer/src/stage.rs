@@ -11,28 +11,29 @@
 //! time, recorded before the first key epoch, a frame the vision pipeline refuses) is
 //! rejected to the dead-letter topic with a reason that carries none of its data.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use inland_core::{Vin, topics};
-use inland_proto::ingest::v1::{CameraFrame, TelemetryBatch};
+use inland_proto::ingest::v1::CameraFrame;
 use inland_proto::pipeline::v1::{
-    AnonymizedFrame, AnonymizedRecord, AnonymizedTelemetry, CoarsePosition, RAW_RECORD_SCHEMA,
-    RawRecord, anonymized_record, raw_record,
+    AnonymizedFrame, AnonymizedRecord, CoarsePosition, RAW_RECORD_SCHEMA, anonymized_record,
 };
 use inland_stage::{Consumed, Output, Stage, StageError};
 use inland_vision::{Anonymizer, VisionConfig};
-use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::consent::{ConsentView, NoConsent};
 use crate::keys::{Key, Pseudonymizer};
 use crate::purpose::{
-    LocationPrecision, Purpose, PurposeConfig, ROAD_IMAGERY, Tally, default_purposes,
+    Batch, LocationPrecision, Purpose, PurposeConfig, ROAD_IMAGERY, Tally, default_purposes,
     looks_like_identifier, snap_latitude, snap_longitude,
 };
-use crate::record::{Anonymized, SCHEMA_HEADER, TRACEPARENT_HEADER};
+use crate::record::{self, Anonymized, SCHEMA_HEADER, TRACEPARENT_HEADER};
+use crate::wire::{self, Payload, SampleView, TelemetryWriter};
 use crate::{Error, metrics};
 
 /// What happens to camera frames.
@@ -169,25 +170,50 @@ impl AnonymizerStage {
         }
     }
 
-    fn telemetry(&self, batch: &TelemetryBatch, who: &Who<'_>, input: &Consumed) -> Vec<Output> {
+    fn telemetry(
+        &self,
+        samples: &[SampleView<'_>],
+        who: &Who<'_>,
+        input: &Consumed,
+    ) -> Vec<Output> {
+        thread_local! {
+            /// Where records are written before they are copied out at their exact size.
+            static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        let batch = Batch::new(samples, Some(who.recorded_at));
+        let traceparent = input.record.header(TRACEPARENT_HEADER);
         let mut tally = Tally::default();
         let mut outputs = Vec::new();
-        let mut written = Vec::new();
-        for (i, purpose) in self.telemetry.iter().enumerate() {
-            let precision = purpose.precision(|| who.precise_consent(&*self.consent, purpose));
-            let samples =
-                purpose.samples(&batch.samples, Some(who.recorded_at), precision, &mut tally);
-            if samples.is_empty() {
-                continue;
+        SCRATCH.with_borrow_mut(|scratch| {
+            for (i, purpose) in self.telemetry.iter().enumerate() {
+                let precision = purpose.precision(|| who.precise_consent(&*self.consent, purpose));
+                let header = wire::Header {
+                    pseudonym: who.pseudonym.as_bytes(),
+                    key_epoch: who.key.epoch(),
+                    purpose: &purpose.name,
+                    recorded_at: purpose.coarse_time(who.recorded_at),
+                };
+                let mut writer = TelemetryWriter::new(scratch, &header);
+                purpose.cut(&batch, precision, &mut tally, |path, time, value| {
+                    writer.sample(path, time, value);
+                });
+                if writer.is_empty() {
+                    continue;
+                }
+                self.counters.output(i);
+                outputs.push(Output {
+                    topic: self.output_topic.clone(),
+                    record: record::telemetry_to_topic(
+                        Bytes::copy_from_slice(who.pseudonym.as_bytes()),
+                        writer.finish(&header),
+                        Bytes::copy_from_slice(who.record_id.as_bytes()),
+                        traceparent,
+                        &header.recorded_at,
+                    ),
+                });
             }
-            let record = who.record(
-                purpose,
-                anonymized_record::Payload::Telemetry(AnonymizedTelemetry { samples }),
-            );
-            outputs.push(self.output(record, &who.record_id, input));
-            written.push(i);
-        }
-        self.counters.batch(&tally, written.into_iter());
+        });
+        self.counters.batch(&tally, outputs.len());
         outputs
     }
 
@@ -307,8 +333,7 @@ impl Stage for AnonymizerStage {
                  inland.pipeline.v1.RawRecord; the stage reads the geofenced topic only",
             ));
         }
-        // From a slice: prost decodes a contiguous slice faster than a `Bytes` cursor.
-        let raw = RawRecord::decode(&record.payload[..]).map_err(|_| {
+        let raw = wire::read_raw_record(&record.payload).ok_or_else(|| {
             reject(
                 "unknown",
                 "malformed",
@@ -316,8 +341,8 @@ impl Stage for AnonymizerStage {
             )
         })?;
         let kind = match &raw.payload {
-            Some(raw_record::Payload::Telemetry(_)) => "telemetry",
-            Some(raw_record::Payload::Frame(_)) => "frame",
+            Some(Payload::Telemetry(_)) => "telemetry",
+            Some(Payload::Frame(_)) => "frame",
             None => {
                 return Err(reject(
                     "unknown",
@@ -327,7 +352,7 @@ impl Stage for AnonymizerStage {
             }
         };
         // VinError's message quotes a character of the VIN: say only what is wrong.
-        let vin = Vin::parse(&raw.vin)
+        let vin = Vin::parse(raw.vin)
             .map_err(|_| reject(kind, "bad_vin", "the record's vin is not a valid VIN"))?;
         let recorded_at = raw
             .recorded_at
@@ -342,14 +367,14 @@ impl Stage for AnonymizerStage {
         })?;
         let who = Who {
             pseudonym: key.pseudonym(&vin),
-            record_id: key.record_id(&vin, &raw.message_id),
+            record_id: key.record_id(&vin, raw.message_id),
             key,
             recorded_at,
             vin,
         };
         match raw.payload {
-            Some(raw_record::Payload::Telemetry(batch)) => Ok(self.telemetry(&batch, &who, input)),
-            Some(raw_record::Payload::Frame(frame)) => self.frame(frame, &who, input).await,
+            Some(Payload::Telemetry(samples)) => Ok(self.telemetry(&samples, &who, input)),
+            Some(Payload::Frame(frame)) => self.frame(frame, &who, input).await,
             None => unreachable!("checked above"),
         }
     }
@@ -362,8 +387,10 @@ mod tests {
     use bytes::Bytes;
     use inland_core::vss;
     use inland_proto::Timestamp;
-    use inland_proto::ingest::v1::{Position, Sample, sample};
+    use inland_proto::ingest::v1::{Position, Sample, TelemetryBatch, sample};
+    use inland_proto::pipeline::v1::{RawRecord, raw_record};
     use inland_stage::Record;
+    use prost::Message;
 
     use super::*;
     use crate::RECORD_ID_HEADER;
