@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use inland_anonymizer::AnonymizerConfig;
+use inland_archiver::ArchiverConfig;
 use inland_core::topics;
 use inland_gateway::GatewayConfig;
 use inland_geofence::GeofenceConfig;
 use inland_simulator::SimulatorConfig;
 use inland_stage::{KafkaConfig, MemoryBusConfig, TopicSpec};
+use inland_store::StoreConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +28,10 @@ pub struct InlandConfig {
     pub gateway: GatewayConfig,
     pub geofence: GeofenceConfig,
     pub anonymizer: AnonymizerConfig,
+    /// The object store holding the archive (archiver, `inland storage`).
+    pub store: StoreConfig,
+    pub archiver: ArchiverConfig,
+    pub query: inland_query::QueryConfig,
     pub simulator: SimulatorConfig,
     pub observability: ObservabilityConfig,
 }
@@ -132,6 +138,9 @@ impl Default for InlandConfig {
             gateway: GatewayConfig::default(),
             geofence: GeofenceConfig::default(),
             anonymizer: AnonymizerConfig::default(),
+            store: StoreConfig::default(),
+            archiver: ArchiverConfig::default(),
+            query: inland_query::QueryConfig::default(),
             simulator: SimulatorConfig::default(),
             observability: ObservabilityConfig::default(),
         }

@@ -1,6 +1,7 @@
 //! `inland run`: the whole pipeline in one process on embedded defaults, so a newcomer
 //! sees data flow with one command. Same services as the distributed mode, with the
-//! in-process bus in place of Kafka and dev certificates under the data directory.
+//! in-process bus in place of Kafka, dev certificates under the data directory, and the
+//! archive in a local directory there (`store.local.dir`) swept by shelf life.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,19 +9,22 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use inland_anonymizer::{AnonymizerConfig, AnonymizerStage, ErasureStage, FramesMode};
+use inland_archiver::{Archiver, Inputs};
 use inland_consent::{ConsentLog, ConsentView, ViewOptions};
 use inland_core::topics;
+use inland_datasets::Dataset;
 use inland_gateway::Gateway;
 use inland_gateway::GatewayConfig;
 use inland_geofence::{GeofenceConfig, GeofenceStage};
 use inland_stage::{MemoryBus, Stage, StageConfig, run_stage};
+use inland_store::{Backend, ObjectStore};
 use inland_tls::{DevCerts, FleetCa, ServerTls};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::InlandConfig;
 use crate::readiness::Readiness;
-use crate::services::{ANONYMIZER, ERASURE, GEOFENCE, StageSite};
+use crate::services::{ANONYMIZER, ERASURE, GEOFENCE, StageSite, sweep_local_store};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -50,6 +54,17 @@ pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyho
     let anonymizer = spawn_on_bus(&bus, ANONYMIZER, anonymizer, &shutdown)?;
     let erasure = ErasureStage::start(&anonymizer_config, topics::ERASURE)?;
     let erasure = spawn_on_bus(&bus, ERASURE, erasure, &shutdown)?;
+    // Stopped after the anonymizer, so it archives what the anonymizer's drain produced.
+    let archiving = CancellationToken::new();
+    let store = inland_store::open(&config.store, &config.data_dir).await?;
+    let archiver = Archiver::new(
+        store.clone(),
+        Arc::new(bus.clone()),
+        config.archiver.clone(),
+    )?;
+    let inputs = Inputs::on_memory_bus(&bus, &config.archiver)?;
+    let archiver = tokio::spawn(archiver.run(inputs, archiving.clone()));
+    let sweeper = sweep_local_store(&config, &archiving)?;
 
     let gateway_config = with_dev_tls(config.gateway.clone(), &config.data_dir)?;
     let history = ViewOptions {
@@ -84,7 +99,41 @@ pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyho
     geofence.await.context("geofence task")??;
     anonymizer.await.context("anonymizer task")??;
     erasure.await.context("erasure task")??;
+    archiving.cancel();
+    archiver.await.context("archiver task")??;
+    if let Some(sweeper) = sweeper {
+        sweeper.await.context("sweeper task")?;
+    }
+    report_archive(store.as_ref(), &config).await;
     Ok(())
+}
+
+/// Where the archive is and how to query it, once the archiver has written its last batch.
+async fn report_archive(store: &dyn ObjectStore, config: &InlandConfig) {
+    let mut files = 0;
+    for dataset in [Dataset::Telemetry, Dataset::FrameIndex] {
+        if let Ok(listed) = store.list(dataset.root()).await {
+            files += listed
+                .iter()
+                .filter(|o| o.key.ends_with(".parquet"))
+                .count();
+        }
+    }
+    if config.store.backend == Backend::Local {
+        let dir = config.store.local_dir(&config.data_dir);
+        println!(
+            "archive: {files} Parquet files under {} (Hive partitions; e.g. duckdb -c \
+             \"select count(*) from read_parquet('{}/dataset=telemetry/**/*.parquet', \
+             hive_partitioning=1)\")",
+            dir.display(),
+            dir.display()
+        );
+    } else {
+        println!(
+            "archive: {files} Parquet files in bucket {}",
+            config.store.s3.bucket
+        );
+    }
 }
 
 fn spawn_on_bus(

@@ -44,6 +44,20 @@ enum Command {
     Geofence,
     /// Pseudonymize, minimize and blur: inland.geofenced.v1 → inland.anonymized.v1 on Kafka.
     Anonymizer,
+    /// Archive anonymized records as Parquet in the object store (inland.anonymized.v1 →
+    /// `store`), keep consent events, carry out erasure requests. Refuses to start while
+    /// the bucket's lifecycle rules keep a class longer than `store.shelf_life`.
+    Archiver,
+    /// Set up and check the object store's bucket and lifecycle rules.
+    Storage {
+        #[command(subcommand)]
+        command: inland_store::cli::StorageCommand,
+    },
+    /// Operator commands on the archive (erase a vehicle's pseudonyms by hand).
+    Archive {
+        #[command(subcommand)]
+        command: inland_archiver::cli::ArchiveCommand,
+    },
     /// Manage the pseudonym key file (held in-country; never logged).
     Keys {
         #[command(subcommand)]
@@ -70,6 +84,9 @@ enum Command {
         #[command(subcommand)]
         command: inland_consent::cli::ConsentCommand,
     },
+    /// `query` (serve SQL), `sql`, `audit verify` and `export`.
+    #[command(flatten)]
+    Query(inland_query::cli::Command),
 }
 
 /// Flags that override the config file and environment; only those given are set.
@@ -98,6 +115,24 @@ fn main() -> anyhow::Result<()> {
             print!("{}", runtime.block_on(inland_consent::cli::run(command))?);
             return Ok(());
         }
+        // Tools: no admin server either.
+        Command::Storage { command } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let out = std::io::stdout().lock();
+            return Ok(runtime.block_on(inland_store::cli::run(command, &config.store, out))?);
+        }
+        Command::Archive { command } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            return runtime.block_on(services::archive(command, &config));
+        }
+        Command::Query(command) if !command.serves() => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let query = (&config.store, &config.data_dir, &config.query);
+            let out = &mut std::io::stdout().lock();
+            return Ok(runtime.block_on(inland_query::cli::run(
+                command, query.0, query.1, query.2, out,
+            ))?);
+        }
         Command::Zones { command } => {
             return Ok(inland_geofence::cli::run(
                 command,
@@ -120,12 +155,16 @@ fn main() -> anyhow::Result<()> {
             Command::Gateway => services::gateway(config, ready).await,
             Command::Geofence => services::geofence(config, ready).await,
             Command::Anonymizer => services::anonymizer(config, ready).await,
+            Command::Archiver => services::archiver(config, ready).await,
+            Command::Query(_) => services::query(config, ready).await,
             Command::Topics => services::create_topics(&config).await,
             Command::Simulate(args) => services::simulate(config, args).await,
             Command::DevCerts(_)
             | Command::Zones { .. }
             | Command::Anonymize(_)
             | Command::Consent { .. }
+            | Command::Storage { .. }
+            | Command::Archive { .. }
             | Command::Keys { .. } => {
                 unreachable!("handled before the runtime starts")
             }
@@ -144,6 +183,9 @@ impl Command {
             Command::Gateway => "gateway",
             Command::Geofence => "geofence",
             Command::Anonymizer => "anonymizer",
+            Command::Archiver => "archiver",
+            Command::Storage { .. } => "storage",
+            Command::Archive { .. } => "archive",
             Command::Keys { .. } => "keys",
             Command::Topics => "topics",
             Command::Simulate(_) => "simulate",
@@ -151,6 +193,7 @@ impl Command {
             Command::Anonymize(_) => "anonymize",
             Command::DevCerts(_) => "dev-certs",
             Command::Consent { .. } => "consent",
+            Command::Query(_) => "query",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The distributed mode: each service on its own, talking to Kafka.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use inland_anonymizer::{AnonymizerStage, ErasureStage};
@@ -8,6 +9,9 @@ use inland_consent::{ConsentLog, ConsentView, ViewOptions};
 use inland_core::topics;
 use inland_geofence::GeofenceStage;
 use inland_stage::{Stage, StageConfig, run_stage};
+use inland_store::sweep::run_sweeper;
+use inland_store::{Backend, LocalStore, ObjectStore};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::InlandConfig;
@@ -209,5 +213,98 @@ pub async fn anonymizer(config: InlandConfig, ready: Readiness) -> anyhow::Resul
     let other = other.await;
     first.context("stage task")??;
     other.context("stage task")??;
+    Ok(())
+}
+
+/// The object store the config names; for the S3 backend its region is verified first.
+/// Readiness follows whether the store answers.
+fn watch_store(ready: &Readiness, store: Arc<dyn ObjectStore>) {
+    ready.watch("store", move || {
+        let store = store.clone();
+        async move { store.ready().await.map_err(|e| e.to_string()) }
+    });
+}
+
+async fn open_store(config: &InlandConfig) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    inland_store::open(&config.store, &config.data_dir)
+        .await
+        .context("opening the object store (store)")
+}
+
+/// Enforces the shelf lives on a local store (what lifecycle rules do on S3): the sweeper
+/// runs until `shutdown`.
+pub fn sweep_local_store(
+    config: &InlandConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    if config.store.backend != Backend::Local {
+        return Ok(None);
+    }
+    let store = LocalStore::open(config.store.local_dir(&config.data_dir))?;
+    Ok(Some(tokio::spawn(run_sweeper(
+        store,
+        config.store.shelf_life.clone(),
+        SWEEP_EVERY,
+        shutdown.clone(),
+    ))))
+}
+
+/// How often the local sweeper looks for objects past their shelf life (whole days).
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// The archiver on Kafka. On S3 it refuses to start while the bucket's lifecycle rules keep
+/// a class longer than `store.shelf_life` (or forever), and stays unready while they do, or
+/// while the broker or the store do not answer.
+/// `inland query`: SQL over the archive, ready while the store answers.
+pub async fn query(config: InlandConfig, ready: Readiness) -> anyhow::Result<()> {
+    let service = inland_query::cli::bind(&config.store, &config.data_dir, &config.query).await?;
+    watch_store(&ready, open_store(&config).await?);
+    ready.set(true);
+    service.serve(crate::shutdown_signal(ready)).await?;
+    Ok(())
+}
+
+pub async fn archiver(config: InlandConfig, ready: Readiness) -> anyhow::Result<()> {
+    prepare_topics(&config).await?;
+    let store = open_store(&config).await?;
+    if config.store.backend == Backend::S3 {
+        inland_store::check_lifecycle(&config.store)
+            .await
+            .context("refusing to start the archiver: data would be kept past its shelf life")?;
+    }
+    watch_broker(&config, &ready)?;
+    watch_store(&ready, store.clone());
+    if config.store.backend == Backend::S3 {
+        let store_config = Arc::new(config.store.clone());
+        ready.watch("lifecycle", move || {
+            let store_config = store_config.clone();
+            async move {
+                inland_store::check_lifecycle(&store_config)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        });
+    }
+    ready.set(true);
+    let shutdown = cancel_on_signal(ready);
+    let sweeper = sweep_local_store(&config, &shutdown)?;
+    let archived =
+        inland_archiver::run_on_kafka(&config.kafka, store, config.archiver, shutdown.clone())
+            .await;
+    shutdown.cancel();
+    if let Some(sweeper) = sweeper {
+        sweeper.await.context("sweeper task")?;
+    }
+    Ok(archived?)
+}
+
+/// `inland archive …`, against the configured store.
+pub async fn archive(
+    command: inland_archiver::cli::ArchiveCommand,
+    config: &InlandConfig,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    inland_archiver::cli::run(command, store.as_ref(), std::io::stdout().lock()).await?;
     Ok(())
 }
