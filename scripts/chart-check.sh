@@ -123,7 +123,7 @@ grep -q "/store/region" <<<"$err" || die "refused, but without naming store.regi
 while IFS= read -r line; do echo "      | $line" >&2; done <<<"$err"
 
 say "[5/5] chart tests (pytest $CHART/tests)"
-HELM="$HELM" KUBE_VERSION="$RENDER_KUBE_VERSION" "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$CHART/tests" >&2 \
+HELM="$HELM" KUBE_VERSION="$RENDER_KUBE_VERSION" "$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider "$CHART/tests" >&2 \
     || die "chart tests failed"
 
 say "pass"

@@ -10,12 +10,15 @@ inland.deployment: everything one Inland service needs, from its values block
                               and NetworkPolicy ingress from .Values.networkPolicy.ingress.<name>;
                               may be empty
        "kafka" true           talks to Kafka: bootstrap, credentials, broker egress
-       "store" false          talks to the object store: store env, store egress
+       "store" false          talks to the object store: the `store` section and credentials
+                              (inland.storeEnv), its CA and SSE-C key, store egress
        "env" (include …)      YAML list of its own environment variables
        "volumes" (include …)  YAML list of its own volumes
        "volumeMounts" (include …)
        "initContainers" LIST  containers (the chart's security context is laid over theirs)
   ) }}
+
+A service's own `tmpSizeLimit` (when its values block has one) sizes its /tmp.
 
 It renders the Deployment, a metrics Service (admin port, for the ServiceMonitor), the
 served Service, an HPA and a PDB (when enabled) and the NetworkPolicy.
@@ -147,22 +150,7 @@ spec:
             {{- end }}
             {{- end }}
             {{- if $useStore }}
-            - name: INLAND__STORE__ENDPOINT
-              value: {{ $root.Values.store.endpoint | quote }}
-            - name: INLAND__STORE__REGION
-              value: {{ $root.Values.store.region | quote }}
-            - name: INLAND__STORE__BUCKET
-              value: {{ $root.Values.store.bucket | quote }}
-            - name: AWS_ACCESS_KEY_ID
-              valueFrom:
-                secretKeyRef:
-                  name: {{ $root.Values.store.existingSecret }}
-                  key: {{ $root.Values.store.accessKeyIdKey }}
-            - name: AWS_SECRET_ACCESS_KEY
-              valueFrom:
-                secretKeyRef:
-                  name: {{ $root.Values.store.existingSecret }}
-                  key: {{ $root.Values.store.secretAccessKeyKey }}
+            {{- include "inland.storeEnv" (dict "root" $root "sseC" true) | trim | nindent 12 }}
             {{- end }}
             {{- with .env }}
             {{- . | nindent 12 }}
@@ -206,6 +194,11 @@ spec:
               readOnly: true
             {{- end }}
             {{- end }}
+            {{- if $useStore }}
+            {{- with include "inland.storeVolumeMounts" (dict "root" $root "sseC" true) | trim }}
+            {{- . | nindent 12 }}
+            {{- end }}
+            {{- end }}
             {{- with .volumeMounts }}
             {{- . | nindent 12 }}
             {{- end }}
@@ -215,7 +208,7 @@ spec:
             name: {{ include "inland.fullname" $root }}-config
         - name: tmp
           emptyDir:
-            sizeLimit: {{ $root.Values.tmpSizeLimit }}
+            sizeLimit: {{ default $root.Values.tmpSizeLimit $v.tmpSizeLimit }}
         {{- if $useKafka }}
         {{- with $root.Values.kafka.tls.caSecret }}
         {{- if .name }}
@@ -238,6 +231,11 @@ spec:
                 path: tls.crt
               - key: tls.key
                 path: tls.key
+        {{- end }}
+        {{- end }}
+        {{- if $useStore }}
+        {{- with include "inland.storeVolumes" (dict "root" $root "sseC" true) | trim }}
+        {{- . | nindent 8 }}
         {{- end }}
         {{- end }}
         {{- with .volumes }}
@@ -373,10 +371,10 @@ spec:
   {{- with $np.ingress.monitoring }}
   {{- $ingressRules = append $ingressRules (dict "from" . "ports" (list (dict "port" $adminPort "protocol" "TCP"))) }}
   {{- end }}
-  {{- range $p := $ports }}
-  {{- with (index $np.ingress $name) }}
-  {{- $ingressRules = append $ingressRules (dict "from" . "ports" (list (dict "port" $p.port "protocol" "TCP"))) }}
-  {{- end }}
+  {{- $served := list }}
+  {{- range $p := $ports }}{{ $served = append $served (dict "port" $p.port "protocol" "TCP") }}{{ end }}
+  {{- with (and $served (index $np.ingress $name)) }}
+  {{- $ingressRules = append $ingressRules (dict "from" . "ports" $served) }}
   {{- end }}
   {{- /* `from` must never be empty: an ingress rule without peers admits everyone. */}}
   ingress:

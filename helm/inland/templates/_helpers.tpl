@@ -172,6 +172,28 @@ ConfigMap template, so `helm template`, `install` and `upgrade` stop with these 
 {{- if and .Values.store.endpoint (not (hasPrefix "https://" .Values.store.endpoint)) }}
 {{- fail (printf "store.endpoint %q: the object store is reached over https:// only" .Values.store.endpoint) }}
 {{- end }}
+{{- if include "inland.usesStore" . }}
+{{- $s := .Values.store }}
+{{- if and $s.ca.existingSecret $s.ca.existingConfigMap }}
+{{- fail "store.ca: give existingSecret or existingConfigMap (the store's CA), not both" }}
+{{- end }}
+{{- if not (has $region $s.allowedRegions) }}
+{{- fail (printf "store.region %q is not in store.allowedRegions %v: the binary refuses a region off its region lock; add it there (in-country regions only) or use one of them" $region $s.allowedRegions) }}
+{{- end }}
+{{- if gt (trimSuffix "d" $s.shelfLife.frameIndex | atoi) (trimSuffix "d" $s.shelfLife.frames | atoi) }}
+{{- fail (printf "store.shelfLife.frameIndex (%s) is longer than store.shelfLife.frames (%s): the index would outlive the frames it describes" $s.shelfLife.frameIndex $s.shelfLife.frames) }}
+{{- end }}
+{{- end }}
+{{- if .Values.query.enabled }}
+{{- $q := .Values.query }}
+{{- $ports := list (int $q.flightPort) (int $q.httpPort) (int .Values.admin.port) }}
+{{- if ne (len (uniq $ports)) 3 }}
+{{- fail (printf "query.flightPort (%d), query.httpPort (%d) and admin.port (%d) must differ" (int $q.flightPort) (int $q.httpPort) (int .Values.admin.port)) }}
+{{- end }}
+{{- if eq (int $q.service.flightPort) (int $q.service.httpPort) }}
+{{- fail (printf "query.service.flightPort and query.service.httpPort are both %d: give each its own port" (int $q.service.flightPort)) }}
+{{- end }}
+{{- end }}
 {{- $k := .Values.kafka }}
 {{- if and (hasPrefix "SASL_" $k.securityProtocol) (or (not $k.sasl.existingSecret) (not $k.sasl.username)) }}
 {{- fail (printf "kafka.securityProtocol %s needs kafka.sasl.username and kafka.sasl.existingSecret (a Secret with the password under kafka.sasl.passwordKey)" $k.securityProtocol) }}
@@ -216,4 +238,106 @@ context laid over theirs: they cannot run with less than the chart's own contain
 {{- $out = append $out $c }}
 {{- end }}
 {{- toYaml $out }}
+{{- end }}
+
+{{/*
+A string for an INLAND__… variable. The binary's loader (figment) reads variable values as
+TOML-like literals, so a value that would read as a number, a boolean or a list is written
+as a quoted string. (a string) → the variable's value.
+*/}}
+{{- define "inland.envString" -}}
+{{- if regexMatch "^(true|false|-?[0-9.]+|[\\[{\"'].*)$" . }}{{ toJson . }}{{ else }}{{ . }}{{ end }}
+{{- end }}
+
+{{/*
+The `store` section (crates/inland-store/src/config.rs) as INLAND__STORE__… variables and
+the credentials from store.existingSecret, for everything that talks to the store (the
+archiver, the query service, the bootstrap Job): one definition, so they agree.
+(dict "root" $ "sseC" BOOL): with sseC, the SSE-C key file (the Job needs no key).
+*/}}
+{{- define "inland.storeEnv" -}}
+{{- $s := .root.Values.store }}
+- name: INLAND__STORE__BACKEND
+  value: "s3"
+- name: INLAND__STORE__S3__ENDPOINT
+  value: {{ $s.endpoint | quote }}
+- name: INLAND__STORE__S3__REGION
+  value: {{ $s.region | quote }}
+- name: INLAND__STORE__S3__ALLOWED_REGIONS
+  value: {{ toJson $s.allowedRegions | quote }}
+- name: INLAND__STORE__S3__BUCKET
+  value: {{ include "inland.envString" $s.bucket | quote }}
+- name: INLAND__STORE__S3__PATH_STYLE
+  value: {{ $s.pathStyle | toString | quote }}
+{{- if or $s.ca.existingSecret $s.ca.existingConfigMap }}
+- name: INLAND__STORE__S3__CA_FILE
+  value: /etc/inland/store-ca/ca.crt
+{{- end }}
+{{- if and .sseC $s.sseC.existingSecret }}
+- name: INLAND__STORE__S3__SSE_C_KEY_FILE
+  value: /etc/inland/store-sse-c/sse-c.key
+{{- end }}
+{{- range $key, $field := dict "telemetry" "TELEMETRY" "frames" "FRAMES" "frameIndex" "FRAME_INDEX" "consent" "CONSENT" "audit" "AUDIT" }}
+- name: INLAND__STORE__SHELF_LIFE__{{ $field }}
+  value: {{ index $s.shelfLife $key | quote }}
+{{- end }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s.existingSecret }}
+      key: {{ $s.accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s.existingSecret }}
+      key: {{ $s.secretAccessKeyKey }}
+{{- end }}
+
+{{/* The store's CA and SSE-C key volumes: (dict "root" $ "sseC" BOOL) → a YAML list. */}}
+{{- define "inland.storeVolumes" -}}
+{{- $s := .root.Values.store }}
+{{- if $s.ca.existingSecret }}
+- name: store-ca
+  secret:
+    secretName: {{ $s.ca.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ $s.ca.key }}
+        path: ca.crt
+{{- else if $s.ca.existingConfigMap }}
+- name: store-ca
+  configMap:
+    name: {{ $s.ca.existingConfigMap }}
+    items:
+      - key: {{ $s.ca.key }}
+        path: ca.crt
+{{- end }}
+{{- if and .sseC $s.sseC.existingSecret }}
+- name: store-sse-c
+  secret:
+    secretName: {{ $s.sseC.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ $s.sseC.key }}
+        path: sse-c.key
+{{- end }}
+{{- end }}
+
+{{- define "inland.storeVolumeMounts" -}}
+{{- $s := .root.Values.store }}
+{{- if or $s.ca.existingSecret $s.ca.existingConfigMap }}
+- name: store-ca
+  mountPath: /etc/inland/store-ca
+  readOnly: true
+{{- end }}
+{{- if and .sseC $s.sseC.existingSecret }}
+- name: store-sse-c
+  mountPath: /etc/inland/store-sse-c
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* Whether any service of this release uses the store ("true" or ""). */}}
+{{- define "inland.usesStore" -}}
+{{- if or .Values.archiver.enabled .Values.query.enabled }}true{{ end }}
 {{- end }}
