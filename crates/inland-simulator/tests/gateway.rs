@@ -296,8 +296,9 @@ async fn broken_streams_resume_and_every_upload_is_stored_once() {
         (80, 0, 0),
         "{summary}"
     );
-    // Resent uploads the gateway had stored were answered DUPLICATE, not stored again.
+    // Resent uploads the gateway had stored were answered DUPLICATE, not stored again:
+    // every upload is stored exactly once. (Not `accepted` records: an upload stored
+    // whose ACCEPTED ack was lost in a cut is acked DUPLICATE when resent.)
     let records = raw_records(&gateway.bus).await;
-    assert_eq!(records.len() as u64, summary.accepted);
     check_records(&records, &summary, 7);
 }
