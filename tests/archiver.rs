@@ -293,10 +293,13 @@ async fn duckdb_counts(store: &dyn ObjectStore, config: &ArchiverConfig) -> serd
     const SCRIPT: &str = r#"
 import duckdb, json, sys
 root = sys.argv[1]
+# `hour=HH` is zero-padded text: DuckDB infers BIGINT from "13" but keeps "07" as VARCHAR,
+# so the partition types are stated, as the query service states them.
 def scan(dataset):
-    return f"read_parquet('{root}/{dataset}/**/*.parquet', hive_partitioning=1)"
+    return (f"read_parquet('{root}/{dataset}/**/*.parquet', hive_partitioning = true, "
+            "hive_types = {'date': DATE, 'hour': VARCHAR})")
 db = duckdb.connect()
-t = db.sql(f"select count(*), count(distinct pseudonym), count(distinct date), min(hour) >= 0 from {scan('dataset=telemetry')}").fetchone()
+t = db.sql(f"select count(*), count(distinct pseudonym), count(distinct date), min(cast(hour AS INTEGER)) >= 0 from {scan('dataset=telemetry')}").fetchone()
 f = db.sql(f"select count(*), sum(bytes) from {scan('dataset=frame_index')}").fetchone()
 c = db.sql(f"select count(*) from {scan('consent/events')}").fetchone()
 print(json.dumps({"telemetry": t[0], "pseudonyms": t[1], "dates": t[2], "hours": t[3],
