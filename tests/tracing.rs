@@ -1,13 +1,16 @@
 //! One upload is one OpenTelemetry trace: the gateway's `gateway.upload` span continues
-//! the vehicle's `traceparent`, and each stage's `stage.process` span is a child of the
-//! previous hop's span, linked through the record headers. Runs on the in-process bus and
-//! a fake OTLP collector; needs no Kafka.
+//! the vehicle's `traceparent`, each stage's `stage.process` span is a child of the
+//! previous hop's span, linked through the record headers, and the archiver's
+//! `archiver.store` span, once the record's batch is committed, is a child of the
+//! anonymizer's and names the object the record went to. Runs on the in-process bus, a
+//! local object store and a fake OTLP collector; needs no Kafka.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fake_opentelemetry_collector::{ExportedSpan, FakeCollectorServer};
 use inland_anonymizer::{AnonymizerConfig, AnonymizerStage, FramesMode};
+use inland_archiver::{Archiver, ArchiverConfig, Inputs};
 use inland_core::{topics, vss};
 use inland_gateway::GatewayConfig;
 use inland_geofence::{GeofenceConfig, GeofenceStage};
@@ -17,6 +20,7 @@ use inland_proto::ingest::v1::{
 use inland_stage::{
     Consumer, MemoryBus, MemoryBusConfig, Stage, StageConfig, TopicSpec, run_stage,
 };
+use inland_store::{LocalStore, ObjectStore};
 use inland_tests::{TestGateway, random_vin};
 use opentelemetry::trace::TracerProvider;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +32,7 @@ const VEHICLE_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const VEHICLE_SPAN: &str = "00f067aa0ba902b7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_upload_is_one_trace_across_gateway_geofence_and_anonymizer() {
+async fn one_upload_is_one_trace_from_the_gateway_to_the_stored_object() {
     let mut collector = FakeCollectorServer::start().await.unwrap();
     let provider =
         inland_stage::trace::otlp_tracer_provider(&collector.endpoint(), "inland-test", 1.0)
@@ -45,6 +49,8 @@ async fn one_upload_is_one_trace_across_gateway_geofence_and_anonymizer() {
         topics::RAW,
         topics::GEOFENCED,
         topics::ANONYMIZED,
+        topics::CONSENT,
+        topics::ERASURE,
         topics::DEAD_LETTER,
     ]
     .into_iter()
@@ -82,6 +88,25 @@ async fn one_upload_is_one_trace_across_gateway_geofence_and_anonymizer() {
         spawn(&bus, "anonymizer", topics::GEOFENCED, anonymizer, &shutdown),
     ];
     let reader = bus.consumer("reader", &[topics::ANONYMIZED]).unwrap();
+    let objects = tempfile::tempdir().unwrap();
+    let store = Arc::new(LocalStore::open(objects.path()).unwrap());
+    let archiver_config = ArchiverConfig {
+        // Written as soon as the tick after the record notices it.
+        max_batch_age: Duration::from_millis(50),
+        ..ArchiverConfig::default()
+    };
+    let archiver = tokio::spawn(
+        Archiver::new(
+            store.clone(),
+            Arc::new(bus.clone()),
+            archiver_config.clone(),
+        )
+        .unwrap()
+        .run(
+            Inputs::on_memory_bus(&bus, &archiver_config).unwrap(),
+            shutdown.clone(),
+        ),
+    );
 
     let gateway = TestGateway::start(GatewayConfig::default(), Arc::new(bus.clone())).await;
     let mut client = gateway.consenting_vehicle(&random_vin()).await;
@@ -105,26 +130,46 @@ async fn one_upload_is_one_trace_across_gateway_geofence_and_anonymizer() {
         .await
         .expect("the record reaches the anonymized topic")
         .unwrap();
+    let stored = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let files = store.list("dataset=telemetry/").await.unwrap();
+            if !files.is_empty() {
+                return files;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the archiver writes the record's telemetry");
+    assert_eq!(stored.len(), 1, "{stored:?}");
     shutdown.cancel();
     for stage in stages {
         stage.await.unwrap().unwrap();
     }
+    archiver.await.unwrap().unwrap();
     // Blocks until the batch is exported, so off the runtime's workers.
     tokio::task::spawn_blocking(move || provider.force_flush())
         .await
         .unwrap()
         .unwrap();
 
-    let spans = collector.exported_spans(3, Duration::from_secs(10)).await;
+    let spans = collector.exported_spans(4, Duration::from_secs(10)).await;
     let upload = one(&spans, "gateway.upload", None);
     let geofence = one(&spans, "stage.process", Some("geofence"));
     let anonymizer = one(&spans, "stage.process", Some("anonymizer"));
-    for span in [upload, geofence, anonymizer] {
+    let archived = one(&spans, "archiver.store", Some("archiver"));
+    for span in [upload, geofence, anonymizer, archived] {
         assert_eq!(span.trace_id, VEHICLE_TRACE, "{span:?}");
     }
     assert_eq!(upload.parent_span_id, VEHICLE_SPAN);
     assert_eq!(geofence.parent_span_id, upload.span_id);
     assert_eq!(anonymizer.parent_span_id, geofence.span_id);
+    assert_eq!(archived.parent_span_id, anonymizer.span_id);
+    assert!(
+        archived.attributes["dataset"].contains("telemetry")
+            && archived.attributes["key"].contains(&stored[0].key),
+        "{archived:?} {stored:?}"
+    );
     assert!(
         upload.attributes["outcome"].contains("accepted"),
         "{upload:?}"

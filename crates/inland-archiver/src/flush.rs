@@ -20,6 +20,7 @@ use crate::kinds::{Kind, Object};
 use crate::manifest::Manifest;
 use crate::metrics::{self, LaneMetrics};
 use crate::requests::Erasures;
+use crate::traced::StoreSpans;
 use crate::{ArchiverConfig, Error};
 
 /// Names the archiver in dead-letter headers.
@@ -258,6 +259,7 @@ pub(crate) async fn flush<K: Kind>(
     };
     let erased = K::take_erased(&mut batch.tables, &name);
     let mut written = 0;
+    let mut spans = StoreSpans::new();
     let mut refused_sources = HashSet::new();
     let mut dead_letters = std::mem::take(&mut batch.dead_letters);
     let mut refuse =
@@ -281,6 +283,7 @@ pub(crate) async fn flush<K: Kind>(
         // 2. The frames' JPEGs, before the index that names them.
         let blobs = K::take_blobs(&mut batch.tables);
         written += blobs.len();
+        spans.written(&blobs);
         for (object, error) in put_all(&ctx, blobs).await {
             refuse(object, error, &mut refused_sources);
         }
@@ -293,6 +296,7 @@ pub(crate) async fn flush<K: Kind>(
                 .await
                 .map_err(|e| Error::Panicked(format!("encoding {name:?}: {e}")))??;
         written += files.len();
+        spans.written(&files);
         for (object, error) in put_all(&ctx, files).await {
             refuse(object, error, &mut refused_sources);
         }
@@ -309,6 +313,7 @@ pub(crate) async fn flush<K: Kind>(
         offset: name.last,
     };
     ctx.commit(consumer.as_ref(), at).await;
+    spans.emit(&batch.records, &refused_sources);
     let archived = batch.archived - refused_sources.len() as u64;
     lane.flushed(
         name.partition,

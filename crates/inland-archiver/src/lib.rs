@@ -10,7 +10,9 @@
 //!   ([`erase_recorded_before`]: those an erasure request made at a time covers);
 //!   [`record_erasure`] records that an erasure request completed. [`cli`] has
 //!   `inland archive erase`, to do it by hand.
-//! - Metrics and their log lines: [`metrics`].
+//! - Metrics and their log lines: [`metrics`]. Each record that carried a `traceparent`
+//!   gets an `archiver.store` span once its batch is committed (see `traced.rs`), ending
+//!   the upload's trace at the objects its data is in.
 //!
 //! # What is written
 //!
@@ -102,6 +104,7 @@ mod service;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod traced;
 
 pub use config::ArchiverConfig;
 pub use erase::{

@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, counter, gauge, histogram};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::erase::ErasureReport;
+use crate::flush::STAGE;
 
 /// Records consumed, by `topic` and `outcome`: `archived`, `duplicate` (a redelivered
 /// copy, dropped), `erased` (covered by an erasure request, dropped), `rejected` (not
@@ -41,6 +43,11 @@ pub const ERASURE_SECONDS: &str = "inland_archiver_erasure_seconds";
 pub const ERASURE_REQUESTS: &str = "inland_archiver_erasure_requests_total";
 /// Erasure steps that failed and are retried, by `step` (`erase`, `record`).
 pub const ERASURE_RETRIES: &str = "inland_archiver_erasure_retries_total";
+
+/// The span of a record whose data is durable and committed (see `traced`), with
+/// `stage`, `dataset` and `key` (the record's objects, space-separated, in the order
+/// written).
+pub const STORE_SPAN: &str = "archiver.store";
 
 /// The counters of one input, registered once.
 pub(crate) struct LaneMetrics {
@@ -176,6 +183,18 @@ pub(crate) fn commit_retry(
 pub(crate) fn dead_letter_retry(error: &inland_stage::Error, backoff: Duration) {
     counter!(PIPELINE_RETRIES, "what" => "dead_letter").increment(1);
     tracing::warn!(%error, ?backoff, "sending a record to the dead-letter topic failed; retrying");
+}
+
+/// Whether an `archiver.store` span would be recorded at all (its level is enabled).
+pub(crate) fn store_spans_enabled() -> bool {
+    tracing::span_enabled!(tracing::Level::INFO)
+}
+
+/// An `archiver.store` span, a child of `parent`. False when no OpenTelemetry layer
+/// records it, so no other would be exported either.
+pub(crate) fn stored(parent: opentelemetry::Context, datasets: &str, keys: &str) -> bool {
+    let span = tracing::info_span!(STORE_SPAN, stage = STAGE, dataset = datasets, key = keys);
+    span.set_parent(parent).is_ok()
 }
 
 pub(crate) fn buffered(bytes: usize) {
