@@ -78,6 +78,9 @@ fn record(n: usize, now: SystemTime) -> Record {
         vin: vin.clone(),
         recorded_at: Some(now.into()),
         received_at: Some(now.into()),
+        // Consented for every default purpose, as the gateway names them.
+        purposes: vec!["driving_statistics".into(), "road_imagery".into()],
+        precise_location_purposes: vec![],
         payload: Some(raw_record::Payload::Telemetry(TelemetryBatch { samples })),
     };
     Record {

@@ -174,6 +174,9 @@ fn raw_bytes(vin: &Vin) -> Vec<u8> {
         vin: vin.as_str().into(),
         recorded_at: req.recorded_at,
         received_at: Some(SystemTime::now().into()),
+        // As the gateway writes it for a vehicle consented for the default purposes.
+        purposes: vec!["driving_statistics".into(), "road_imagery".into()],
+        precise_location_purposes: vec![],
         payload: Some(inland_proto::pipeline::v1::raw_record::Payload::Telemetry(
             batch,
         )),

@@ -47,6 +47,8 @@ fn record(n: usize, (lat, lon): (f64, f64), now: SystemTime) -> RawRecord {
         vin: vin(n),
         recorded_at: Some(now.into()),
         received_at: Some(now.into()),
+        purposes: vec!["driving_statistics".into()],
+        precise_location_purposes: vec![],
         payload: Some(raw_record::Payload::Telemetry(TelemetryBatch { samples })),
     }
 }

@@ -11,7 +11,7 @@ use inland_core::{Vin, topics, vss};
 use inland_proto::ingest::v1::{CameraFrame, Sample, TelemetryBatch, sample};
 use inland_proto::pipeline::v1::{RawRecord, anonymized_record, raw_record};
 use inland_stage::{Consumed, Consumer, Producer, Record, StageConfig, TopicSpec, run_stage};
-use inland_tests::{as_gateway_writes, assert_dead_lettered, kafka, random_vin};
+use inland_tests::{CONSENT_PURPOSES, as_gateway_writes, assert_dead_lettered, kafka, random_vin};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +38,8 @@ fn raw(vin: &Vin, message_id: &str, payload: raw_record::Payload) -> Record {
         vin: vin.as_str().into(),
         recorded_at: Some(now.into()),
         received_at: Some(now.into()),
+        purposes: CONSENT_PURPOSES.map(str::to_owned).to_vec(),
+        precise_location_purposes: vec![],
         payload: Some(payload),
     };
     geofenced(vin, message_id, raw.encode_to_vec())

@@ -14,8 +14,12 @@ use inland_consent::{ConsentLog, ConsentView, ViewOptions, decode_erasure};
 use inland_core::{Vin, topics};
 use inland_gateway::GatewayConfig;
 use inland_proto::ingest::v1::{AckStatus, UploadAck, UploadRequest};
+use inland_proto::pipeline::v1::RawRecord;
 use inland_stage::{Consumer, KafkaConfig, StageConfig, TopicSpec, run_stage};
-use inland_tests::{TestGateway, frame, hmi_grant, kafka, random_vin, records_for, speed};
+use inland_tests::{
+    CONSENT_PURPOSES, TestGateway, frame, hmi_grant, kafka, random_vin, records_for, speed,
+};
+use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
@@ -173,13 +177,15 @@ async fn refused_before_consent_accepted_after_refused_right_after_withdrawal_an
     let raw = kafka
         .consumer(&format!("reader-{raw_topic}"), &[&raw_topic])
         .unwrap();
-    assert_eq!(
-        records_for(&raw, &vin, 2, Duration::from_secs(30))
-            .await
-            .len(),
-        2,
-        "only what was consented to is stored"
-    );
+    let stored = records_for(&raw, &vin, 2, Duration::from_secs(30)).await;
+    assert_eq!(stored.len(), 2, "only what was consented to is stored");
+    // Each names the purposes it was consented for, and no precise location: the
+    // anonymizer serves those alone.
+    for record in &stored {
+        let raw = RawRecord::decode(record.record.payload.clone()).unwrap();
+        assert_eq!(raw.purposes, CONSENT_PURPOSES, "{}", raw.message_id);
+        assert!(raw.precise_location_purposes.is_empty());
+    }
 
     // 3. Withdrawal of telemetry: the very next upload is refused; frames still flow.
     let withdrawn = hmi

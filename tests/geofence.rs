@@ -153,6 +153,8 @@ fn raw_record(vin: &Vin, message_id: &str, payload: raw_record::Payload) -> Reco
         vin: vin.as_str().into(),
         recorded_at: Some(now.into()),
         received_at: Some(now.into()),
+        purposes: vec!["driving_statistics".into()],
+        precise_location_purposes: vec![],
         payload: Some(payload),
     };
     record(vin, message_id, raw.encode_to_vec())

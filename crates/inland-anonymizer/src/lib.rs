@@ -9,9 +9,10 @@
 //! - [`PurposeConfig`]: what a purpose keeps — an allowlist of VSS signals, a location
 //!   precision (`precise` only with consent, `coarse` grid cells, `none`) and a time
 //!   resolution. Identifiers never pass, whatever the configuration says.
-//! - [`ConsentView`]: per-vehicle consent, pluggable; [`NoConsent`] (the default) means no
-//!   precise location for anyone; `inland_consent::ConsentView` (the consent topic's view)
-//!   grants it per vehicle and purpose.
+//! - Consent: a record serves only the purposes the gateway admitted it for
+//!   (`RawRecord.purposes`, decided from the consent topic when the upload was acked),
+//!   and keeps precise positions only for `RawRecord.precise_location_purposes`. A record
+//!   naming none serves none: there is no default grant.
 //! - [`ErasureStage`]: for every consent withdrawal, the vehicle's pseudonyms under every
 //!   key epoch go to `inland.erasure.v1`, for the archiver to erase.
 //! - [`Anonymized`]: the only form in which a record may reach the archive; built by this
@@ -23,7 +24,6 @@
 //!
 //! Logs and metrics ([`metrics`]) never carry VINs, pseudonyms, keys, positions or pixels.
 
-mod consent;
 mod erasure;
 mod error;
 pub mod keys;
@@ -33,7 +33,6 @@ mod record;
 mod stage;
 mod wire;
 
-pub use consent::{ConsentView, NoConsent};
 pub use erasure::ErasureStage;
 pub use error::Error;
 pub use keys::Pseudonymizer;

@@ -6,7 +6,8 @@ use std::path::Path;
 use crate::purpose::Tally;
 
 /// Records processed, by `kind` (`telemetry`, `frame`) and `outcome` (`anonymized`,
-/// `dropped`: nothing left for any purpose or frames disabled, `rejected`: dead-lettered).
+/// `dropped`: nothing left for any purpose or frames disabled, `no_consent`: admitted by
+/// the gateway for none of the stage's purposes, `rejected`: dead-lettered).
 pub const RECORDS: &str = "inland_anonymizer_records_total";
 /// Anonymized records written, by `purpose` (one input may yield one per purpose).
 pub const OUTPUTS: &str = "inland_anonymizer_outputs_total";
@@ -38,6 +39,7 @@ pub(crate) fn started(key_file: &Path, epochs: &[u32], purposes: &[&str], frames
 pub(crate) struct TelemetryCounters {
     anonymized: metrics::Counter,
     dropped: metrics::Counter,
+    no_consent: metrics::Counter,
     /// kept, not_allowed, identifier, location, mistyped.
     samples: [metrics::Counter; 5],
     /// One per telemetry purpose, in the stage's order.
@@ -52,6 +54,7 @@ impl TelemetryCounters {
         Self {
             anonymized: records("anonymized"),
             dropped: records("dropped"),
+            no_consent: records("no_consent"),
             samples: ["kept", "not_allowed", "identifier", "location", "mistyped"].map(samples),
             outputs: purposes
                 .iter()
@@ -63,6 +66,12 @@ impl TelemetryCounters {
     /// Purpose `i` got a record of a telemetry batch.
     pub(crate) fn output(&self, i: usize) {
         self.outputs[i].increment(1);
+    }
+
+    /// A telemetry batch was consented for none of the stage's purposes.
+    pub(crate) fn no_consent(&self) {
+        self.no_consent.increment(1);
+        tracing::trace!("telemetry dropped: consented for none of the purposes");
     }
 
     /// A telemetry batch was cut for every purpose, and `written` records came of it.
@@ -107,6 +116,12 @@ pub(crate) fn frame_anonymized(faces: usize, plates: usize) {
 pub(crate) fn frame_dropped() {
     metrics::counter!(RECORDS, "kind" => "frame", "outcome" => "dropped").increment(1);
     tracing::trace!("frame dropped: frames are disabled (anonymizer.frames = \"drop\")");
+}
+
+/// A frame was dropped: consented for another purpose than the frames' purpose.
+pub(crate) fn frame_without_consent() {
+    metrics::counter!(RECORDS, "kind" => "frame", "outcome" => "no_consent").increment(1);
+    tracing::trace!("frame dropped: not consented for the frames' purpose");
 }
 
 /// A record was rejected (dead-lettered); `reason` is a short stable label.

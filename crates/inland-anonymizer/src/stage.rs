@@ -1,11 +1,14 @@
 //! The anonymizer pipeline stage: reads `RawRecord`s from `inland.geofenced.v1` and writes
 //! [`AnonymizedRecord`]s to `inland.anonymized.v1`, keyed by pseudonym.
 //!
-//! Telemetry yields one record per configured purpose that keeps something of it: only the
+//! Consent decides which purposes a record serves: the gateway names them in the record
+//! (`RawRecord.purposes`, and `precise_location_purposes`) from the consent in force when
+//! it acked the upload; a record naming none serves none. Telemetry yields one record per
+//! configured purpose it was consented for that keeps something of it: only the
 //! purpose's signals, identifiers never, times floored and positions at the purpose's
-//! precision (precise only with the owner's consent). A frame yields one record for
-//! `frame_purpose`, with faces and plates destroyed by inland-vision and its position at
-//! that purpose's precision; or none at all with `frames = "drop"`.
+//! precision (precise only where consented). A frame yields one record for
+//! `frame_purpose` if consented for it, with faces and plates destroyed by inland-vision
+//! and its position at that purpose's precision; or none at all with `frames = "drop"`.
 //!
 //! A record the stage cannot anonymize (not a `RawRecord`, no valid VIN, no recording
 //! time, recorded before the first key epoch, a frame the vision pipeline refuses) is
@@ -26,7 +29,6 @@ use inland_stage::{Consumed, Output, Stage, StageError};
 use inland_vision::{Anonymizer, VisionConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::consent::{ConsentView, NoConsent};
 use crate::keys::{Key, Pseudonymizer};
 use crate::purpose::{
     Batch, LocationPrecision, Purpose, PurposeConfig, ROAD_IMAGERY, Tally, default_purposes,
@@ -87,7 +89,6 @@ pub struct AnonymizerStage {
     telemetry: Vec<Purpose>,
     /// `None` with `frames = "drop"`.
     frames: Option<Frames>,
-    consent: Arc<dyn ConsentView>,
     output_topic: String,
     counters: metrics::TelemetryCounters,
 }
@@ -100,7 +101,7 @@ struct Frames {
 impl AnonymizerStage {
     /// Validates the purposes, loads the key file and, unless `frames = "drop"`, the frame
     /// anonymizer's models; refuses to start if any of them is missing or would let
-    /// personal data through. Consent is [`NoConsent`] until [`Self::with_consent`].
+    /// personal data through.
     pub fn start(config: &AnonymizerConfig) -> Result<Self, Error> {
         let mut purposes = Vec::with_capacity(config.purposes.len());
         for (name, purpose) in &config.purposes {
@@ -150,16 +151,9 @@ impl AnonymizerStage {
             keys,
             telemetry,
             frames,
-            consent: Arc::new(NoConsent),
             output_topic: config.output_topic.clone(),
             counters,
         })
-    }
-
-    /// Consults `consent` for each vehicle's precise-location consent.
-    pub fn with_consent(mut self, consent: Arc<dyn ConsentView>) -> Self {
-        self.consent = consent;
-        self
     }
 
     fn output(&self, record: AnonymizedRecord, record_id: &str, input: &Consumed) -> Output {
@@ -180,13 +174,20 @@ impl AnonymizerStage {
             /// Where records are written before they are copied out at their exact size.
             static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
+        if !self.telemetry.iter().any(|purpose| who.serves(purpose)) {
+            self.counters.no_consent();
+            return Vec::new();
+        }
         let batch = Batch::new(samples, Some(who.recorded_at));
         let traceparent = input.record.header(TRACEPARENT_HEADER);
         let mut tally = Tally::default();
         let mut outputs = Vec::new();
         SCRATCH.with_borrow_mut(|scratch| {
             for (i, purpose) in self.telemetry.iter().enumerate() {
-                let precision = purpose.precision(|| who.precise_consent(&*self.consent, purpose));
+                if !who.serves(purpose) {
+                    continue;
+                }
+                let precision = purpose.precision(|| who.precise_consent(purpose));
                 let header = wire::Header {
                     pseudonym: who.pseudonym.as_bytes(),
                     key_epoch: who.key.epoch(),
@@ -227,6 +228,10 @@ impl AnonymizerStage {
             metrics::frame_dropped();
             return Ok(Vec::new());
         };
+        if !who.serves(&frames.purpose) {
+            metrics::frame_without_consent();
+            return Ok(Vec::new());
+        }
         let anonymizer = frames.anonymizer.clone();
         let jpeg = frame.jpeg;
         // Detection takes tens to hundreds of milliseconds of CPU: keep it off the runtime.
@@ -249,7 +254,7 @@ impl AnonymizerStage {
         let position = frame.position.and_then(|p| {
             let valid =
                 (-90.0..=90.0).contains(&p.latitude) && (-180.0..=180.0).contains(&p.longitude);
-            match purpose.precision(|| who.precise_consent(&*self.consent, purpose)) {
+            match purpose.precision(|| who.precise_consent(purpose)) {
                 _ if !valid => None,
                 LocationPrecision::None => None,
                 LocationPrecision::Precise => Some(CoarsePosition {
@@ -293,13 +298,21 @@ struct Who<'a> {
     record_id: String,
     key: &'a Key,
     recorded_at: &'a inland_proto::Timestamp,
-    vin: Vin,
+    /// What the gateway admitted the record for (see the module's documentation).
+    purposes: &'a [&'a str],
+    precise_location_purposes: &'a [&'a str],
 }
 
 impl Who<'_> {
-    /// Whether the owner consented to precise location for `purpose`.
-    fn precise_consent(&self, consent: &dyn ConsentView, purpose: &Purpose) -> bool {
-        consent.precise_location(&self.vin, &purpose.name)
+    /// Whether the record was consented for `purpose`.
+    fn serves(&self, purpose: &Purpose) -> bool {
+        self.purposes.contains(&purpose.name.as_str())
+    }
+
+    /// Whether it was consented for precise location for `purpose`.
+    fn precise_consent(&self, purpose: &Purpose) -> bool {
+        self.precise_location_purposes
+            .contains(&purpose.name.as_str())
     }
 
     fn record(&self, purpose: &Purpose, payload: anonymized_record::Payload) -> AnonymizedRecord {
@@ -370,7 +383,8 @@ impl Stage for AnonymizerStage {
             record_id: key.record_id(&vin, raw.message_id),
             key,
             recorded_at,
-            vin,
+            purposes: &raw.purposes,
+            precise_location_purposes: &raw.precise_location_purposes,
         };
         match raw.payload {
             Some(Payload::Telemetry(samples)) => Ok(self.telemetry(&samples, &who, input)),
@@ -440,6 +454,16 @@ mod tests {
             vin: VIN.into(),
             recorded_at: Some(at(1500)),
             received_at: Some(at(1550)),
+            // Every purpose these tests configure; none with precise location.
+            purposes: [
+                "driving_statistics",
+                "road_imagery",
+                "routing",
+                "speed_only",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            precise_location_purposes: vec![],
             payload: Some(payload),
         }
     }
@@ -562,15 +586,6 @@ mod tests {
         assert_eq!(again[0].0, out[0].0);
     }
 
-    /// Says yes to precise location for every vehicle.
-    struct Consented;
-
-    impl ConsentView for Consented {
-        fn precise_location(&self, _: &Vin, _: &str) -> bool {
-            true
-        }
-    }
-
     #[tokio::test]
     async fn every_purpose_gets_its_own_record_and_precise_location_needs_consent() {
         let dir = tempfile::tempdir().unwrap();
@@ -615,7 +630,9 @@ mod tests {
         assert_eq!(samples(&without[2].1).len(), 1, "location none: speed only");
         assert_eq!(without[2].1.record().recorded_at, Some(at(-20_000)));
 
-        let with = anonymized(&stage(&config).with_consent(Arc::new(Consented)), &drive()).await;
+        let mut consented = drive();
+        consented.precise_location_purposes = consented.purposes.clone();
+        let with = anonymized(&stage(&config), &consented).await;
         let precise = Some(sample::Value::DoubleValue(39.9042));
         assert_eq!(position(&with[1].1), [precise]);
         assert_eq!(samples(&with[1].1)[0].2, Some(at(1200)));
@@ -624,6 +641,51 @@ mod tests {
             [coarse],
             "a coarse purpose stays coarse"
         );
+    }
+
+    #[tokio::test]
+    async fn a_record_serves_only_the_purposes_it_was_consented_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(&dir);
+        config.purposes.insert(
+            "speed_only".into(),
+            PurposeConfig {
+                signals: vec!["Vehicle.Speed".into()],
+                ..PurposeConfig::default()
+            },
+        );
+        let consenting = stage(&config);
+        let purposes_of = |outputs: Vec<(Record, Anonymized)>| -> Vec<String> {
+            outputs
+                .into_iter()
+                .map(|(_, a)| a.record().purpose.clone())
+                .collect()
+        };
+        let mut one = drive();
+        one.purposes = vec!["speed_only".into(), "not_configured".into()];
+        assert_eq!(
+            purposes_of(anonymized(&consenting, &one).await),
+            ["speed_only"]
+        );
+
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshots = recorder.snapshotter();
+        let mut none = drive();
+        none.purposes.clear();
+        none.precise_location_purposes = vec!["speed_only".into()];
+        // A local recorder: the stage registers its counters when it starts.
+        let counted = ::metrics::with_local_recorder(&recorder, || stage(&config));
+        assert!(anonymized(&counted, &none).await.is_empty(), "default deny");
+        let no_consent = snapshots
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .any(|(key, _, _, value)| {
+                key.key().name() == metrics::RECORDS
+                    && key.key().labels().any(|l| l.value() == "no_consent")
+                    && matches!(value, metrics_util::debugging::DebugValue::Counter(1))
+            });
+        assert!(no_consent, "counted as a drop without consent");
     }
 
     #[tokio::test]

@@ -29,6 +29,9 @@ pub(crate) struct RawRecordView<'a> {
     pub(crate) message_id: &'a str,
     pub(crate) vin: &'a str,
     pub(crate) recorded_at: Option<Timestamp>,
+    /// The purposes the gateway admitted the record for, and those with precise location.
+    pub(crate) purposes: Vec<&'a str>,
+    pub(crate) precise_location_purposes: Vec<&'a str>,
     pub(crate) payload: Option<Payload<'a>>,
 }
 
@@ -80,6 +83,8 @@ pub(crate) fn read_raw_record(mut buf: &[u8]) -> Option<RawRecordView<'_>> {
         message_id: "",
         vin: "",
         recorded_at: None,
+        purposes: Vec::new(),
+        precise_location_purposes: Vec::new(),
         payload: None,
     };
     let mut received_at = Timestamp::default();
@@ -96,6 +101,10 @@ pub(crate) fn read_raw_record(mut buf: &[u8]) -> Option<RawRecordView<'_>> {
             )?,
             // Not used, but it must be well-formed, as for prost.
             4 => message(wire_type, &mut received_at, buf)?,
+            5 => record.purposes.push(string(wire_type, buf)?),
+            6 => record
+                .precise_location_purposes
+                .push(string(wire_type, buf)?),
             // The oneof: the same case again merges, the other case starts afresh.
             10 => {
                 let mut samples = match record.payload.take() {
@@ -692,6 +701,12 @@ mod tests {
             vin: view.vin.to_owned(),
             recorded_at: view.recorded_at,
             received_at: None,
+            purposes: view.purposes.into_iter().map(str::to_owned).collect(),
+            precise_location_purposes: view
+                .precise_location_purposes
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             payload,
         })
     }
@@ -822,9 +837,11 @@ mod tests {
             1 => ".{0,8}".prop_map(|m| delimited(1, m.as_bytes())),
             1 => Just(delimited(1, b"\xff")),
             1 => (3u32..=4, timestamp_bytes()).prop_map(|(t, b)| delimited(t, &b)),
+            1 => (5u32..=6, "[a-z_]{0,12}").prop_map(|(t, p)| delimited(t, p.as_bytes())),
+            1 => (5u32..=6).prop_map(|t| delimited(t, b"road_\xffimagery")),
             4 => batch.prop_map(|b| delimited(10, &b)),
             1 => frame.prop_map(|f| delimited(11, &f)),
-            1 => any_field(vec![1, 2, 3, 4, 10, 11, 12], 2),
+            1 => any_field(vec![1, 2, 3, 4, 5, 6, 10, 11, 12], 2),
         ];
         (
             proptest::collection::vec(top_field, 0..7),
@@ -1057,6 +1074,8 @@ mod tests {
                 nanos: 5,
             }),
             received_at: None,
+            purposes: vec!["driving_statistics".into(), "map_improvement".into()],
+            precise_location_purposes: vec!["map_improvement".into()],
             payload: Some(raw_record::Payload::Telemetry(TelemetryBatch {
                 samples: vec![
                     Sample {

@@ -56,6 +56,9 @@ fn frame(jpeg: Vec<u8>) -> Consumed {
         vin: VIN.into(),
         recorded_at: Some(at),
         received_at: Some(at),
+        // What the gateway names for a vehicle that consented to camera frames.
+        purposes: vec![inland_anonymizer::ROAD_IMAGERY.into()],
+        precise_location_purposes: vec![],
         payload: Some(raw_record::Payload::Frame(CameraFrame {
             camera_id: "front".into(),
             captured_at: Some(at),

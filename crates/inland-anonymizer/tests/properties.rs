@@ -1,18 +1,17 @@
 //! Properties over generated geofenced records: whatever a vehicle sends (any VSS path,
 //! identifier signals, strings holding VINs, IP addresses and phone numbers, any position),
-//! no output carries the VIN or an address, every sample is on its purpose's allowlist,
-//! and pseudonyms are stable within a key epoch and differ across epochs and keys.
+//! no output carries the VIN or an address, no output is for a purpose the record was not
+//! consented for, every sample is on its purpose's allowlist, and pseudonyms are stable
+//! within a key epoch and differ across epochs and keys.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use inland_anonymizer::{
-    Anonymized, AnonymizerConfig, AnonymizerStage, ConsentView, FramesMode, LocationPrecision,
-    PurposeConfig,
+    Anonymized, AnonymizerConfig, AnonymizerStage, FramesMode, LocationPrecision, PurposeConfig,
 };
-use inland_core::{Vin, topics, vss};
+use inland_core::{topics, vss};
 use inland_proto::Timestamp;
 use inland_proto::ingest::v1::{Sample, TelemetryBatch, sample};
 use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, anonymized_record, raw_record};
@@ -70,13 +69,11 @@ fn purposes() -> BTreeMap<String, PurposeConfig> {
     purposes
 }
 
-/// Precise location, for every purpose, for vehicles whose VIN ends in an even digit.
-struct EvenConsents;
-
-impl ConsentView for EvenConsents {
-    fn precise_location(&self, vin: &Vin, _purpose: &str) -> bool {
-        vin.as_str().ends_with(['0', '2', '4', '6', '8'])
-    }
+/// Every purpose the stage knows, and one it does not, as the gateway could name them.
+fn purpose_names() -> Vec<String> {
+    let mut names: Vec<String> = purposes().into_keys().collect();
+    names.push("not_configured".into());
+    names
 }
 
 struct Fixture {
@@ -118,9 +115,7 @@ fn fixture() -> Fixture {
         .map(|(name, p)| (name, p.signals.into_iter().collect()))
         .collect();
     Fixture {
-        stage: AnonymizerStage::start(&config(main))
-            .unwrap()
-            .with_consent(Arc::new(EvenConsents)),
+        stage: AnonymizerStage::start(&config(main)).unwrap(),
         other_keys: AnonymizerStage::start(&config(other)).unwrap(),
         _dir: dir,
         runtime: tokio::runtime::Builder::new_current_thread()
@@ -230,13 +225,19 @@ fn samples(vin: String, base: i64) -> impl Strategy<Value = Vec<Sample>> {
         })
 }
 
-/// A geofenced record and its VIN. Recorded either side of the key rotation.
+/// A geofenced record and its VIN, consented for some purposes (precise location for
+/// some). Recorded either side of the key rotation.
 fn record() -> impl Strategy<Value = RawRecord> {
+    let names = purpose_names();
+    let consented = proptest::sample::subsequence(names.clone(), 0..=names.len());
+    let precise = proptest::sample::subsequence(names.clone(), 0..=names.len());
     (
         vin(),
         prop_oneof![Just(1_760_000_000i64), Just(ROTATION + 1000)],
+        consented,
+        precise,
     )
-        .prop_flat_map(|(vin, base)| {
+        .prop_flat_map(|(vin, base, purposes, precise)| {
             (samples(vin.clone(), base), text(vin.clone())).prop_map(
                 move |(samples, message_id)| RawRecord {
                     message_id,
@@ -249,6 +250,8 @@ fn record() -> impl Strategy<Value = RawRecord> {
                         seconds: base + 3,
                         nanos: 0,
                     }),
+                    purposes: purposes.clone(),
+                    precise_location_purposes: precise.clone(),
                     payload: Some(raw_record::Payload::Telemetry(TelemetryBatch { samples })),
                 },
             )
@@ -348,7 +351,8 @@ proptest! {
                     prop_assert!((-90.0..=90.0).contains(&v));
                 }
             }
-            let precise = EvenConsents.precise_location(&Vin::parse(&raw.vin).unwrap(), &record.purpose);
+            prop_assert!(raw.purposes.contains(&record.purpose), "{} was not consented", record.purpose);
+            let precise = raw.precise_location_purposes.contains(&record.purpose);
             if record.purpose != "routing" || !precise {
                 prop_assert!(t.samples.iter().all(|s| s.path != "Vehicle.CurrentLocation.Heading"));
             }
@@ -378,6 +382,8 @@ proptest! {
             vin: vin.clone(),
             recorded_at: Some(Timestamp { seconds, nanos: 0 }),
             received_at: None,
+            purposes: purpose_names(),
+            precise_location_purposes: vec![],
             payload: Some(raw_record::Payload::Telemetry(TelemetryBatch {
                 samples: vec![Sample {
                     path: "Vehicle.Speed".into(),

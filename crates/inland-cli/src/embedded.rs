@@ -49,8 +49,7 @@ pub async fn run(config: InlandConfig, args: RunArgs, ready: Readiness) -> anyho
     )?)?;
     let geofence = spawn_on_bus(&bus, GEOFENCE, geofence, &shutdown)?;
     let anonymizer_config = embedded_anonymizer(config.anonymizer.clone(), &config.data_dir)?;
-    let consent = ConsentView::on_memory_bus(&bus, topics::CONSENT, ViewOptions::default()).await?;
-    let anonymizer = AnonymizerStage::start(&anonymizer_config)?.with_consent(Arc::new(consent));
+    let anonymizer = AnonymizerStage::start(&anonymizer_config)?;
     let anonymizer = spawn_on_bus(&bus, ANONYMIZER, anonymizer, &shutdown)?;
     let erasure = ErasureStage::start(&anonymizer_config, topics::ERASURE)?;
     let erasure = spawn_on_bus(&bus, ERASURE, erasure, &shutdown)?;

@@ -175,12 +175,11 @@ pub async fn consent_view(
         .with_context(|| format!("reading the consent topic {topic}"))
 }
 
-/// The anonymizer, with precise location by consent, and beside it the erasure stage
-/// (it needs the same pseudonym keys).
+/// The anonymizer, serving the purposes the gateway admitted each record for, and beside
+/// it the erasure stage (it needs the same pseudonym keys).
 pub async fn anonymizer(config: InlandConfig, ready: Readiness) -> anyhow::Result<()> {
     prepare_topics(&config).await?;
-    let consent = consent_view(&config, topics::CONSENT, false).await?;
-    let stage = AnonymizerStage::start(&config.anonymizer)?.with_consent(Arc::new(consent));
+    let stage = AnonymizerStage::start(&config.anonymizer)?;
     let erasure = ErasureStage::start(&config.anonymizer, topics::ERASURE)?;
     let records = config
         .kafka

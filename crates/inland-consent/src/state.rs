@@ -92,6 +92,15 @@ impl Grants {
         }
     }
 
+    /// The purposes `category` is granted for.
+    pub(crate) fn purposes(&self, category: Category) -> impl Iterator<Item = &str> {
+        let c = category as i32;
+        self.granted
+            .iter()
+            .filter(move |(gc, _)| *gc == c)
+            .map(|(_, purpose)| &**purpose)
+    }
+
     /// Whether `category` is granted for `purpose`, or with `None` for any purpose.
     pub(crate) fn allows(&self, category: Category, purpose: Option<&str>) -> bool {
         let c = category as i32;

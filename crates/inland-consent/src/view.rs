@@ -161,6 +161,34 @@ impl ConsentView {
         }
     }
 
+    /// The purposes the vehicle (and, when given, the driver profile too) granted
+    /// `category` for, in the order the vehicle granted them; none for an unknown subject.
+    pub fn purposes(
+        &self,
+        vin: &Vin,
+        driver_profile: Option<&str>,
+        category: Category,
+    ) -> Vec<String> {
+        let key = vin_key(vin);
+        let shard = self.shard(&key).read().unwrap_or_else(|e| e.into_inner());
+        let Some(checks) = shard.get(&key) else {
+            return Vec::new();
+        };
+        let profile = match driver_profile {
+            None => None,
+            Some(p) => match checks.profiles.iter().find(|(id, _)| &**id == p) {
+                Some((_, grants)) => Some(grants),
+                None => return Vec::new(),
+            },
+        };
+        checks
+            .vehicle
+            .purposes(category)
+            .filter(|purpose| profile.is_none_or(|g| g.allows(category, Some(purpose))))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The subject's current consent; nothing granted for a subject never seen.
     pub fn state(&self, subject: &SubjectId) -> ConsentState {
         let vehicles = self.read_map();

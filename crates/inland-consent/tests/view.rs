@@ -512,3 +512,58 @@ async fn append(bus: &MemoryBus, event: &ConsentEvent) {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn purposes_are_those_the_vehicle_and_its_driver_profile_both_granted() {
+    let bus = bus(1000);
+    let ledger = ledger(&bus).await;
+    let view = ledger.view();
+    let v = vin(VIN);
+    let me = Principal::Vehicle(v.clone());
+    let purposes_of = |profile: Option<&str>, category| {
+        let mut purposes = view.purposes(&v, profile, category);
+        purposes.sort();
+        purposes
+    };
+    assert!(
+        purposes_of(None, Category::Telemetry).is_empty(),
+        "default deny"
+    );
+    let both = ["driving_statistics", "map_improvement"];
+    ledger
+        .grant(&me, grant(VIN, "", &[Category::Telemetry], &both))
+        .await
+        .unwrap();
+    ledger
+        .grant(
+            &me,
+            grant(
+                VIN,
+                "driver-2",
+                &[Category::Telemetry],
+                &["map_improvement"],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(purposes_of(None, Category::Telemetry), both);
+    assert_eq!(
+        purposes_of(Some("driver-2"), Category::Telemetry),
+        ["map_improvement"]
+    );
+    assert!(purposes_of(Some("driver-3"), Category::Telemetry).is_empty());
+    assert!(purposes_of(None, Category::CameraFrames).is_empty());
+
+    ledger
+        .withdraw(
+            &me,
+            withdraw(VIN, &[Category::Telemetry], &["map_improvement"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        purposes_of(None, Category::Telemetry),
+        ["driving_statistics"]
+    );
+    assert!(purposes_of(Some("driver-2"), Category::Telemetry).is_empty());
+}

@@ -1,5 +1,6 @@
-//! Default deny per data category: an upload is stored only if its vehicle consented to
-//! what it carries. One read lock and one map lookup per upload, no allocation.
+//! Default deny per data category and purpose: an upload is stored only if its vehicle
+//! consented to what it carries, and the record names the purposes it was consented for,
+//! so the anonymizer serves those alone. One read lock and one map lookup per category.
 
 use inland_consent::ConsentView;
 use inland_consent::proto::Category;
@@ -7,6 +8,14 @@ use inland_core::Vin;
 use inland_proto::ingest::v1::upload_request;
 
 use crate::{Error, metrics};
+
+/// The consent an upload was admitted under (`RawRecord.purposes` and
+/// `RawRecord.precise_location_purposes`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Admitted {
+    pub purposes: Vec<String>,
+    pub precise_location_purposes: Vec<String>,
+}
 
 pub struct ConsentCheck {
     view: ConsentView,
@@ -47,22 +56,32 @@ impl ConsentCheck {
     }
 
     /// Refuses the upload unless the vehicle, and the driver profile when the vehicle
-    /// names one, consented to its category for some purpose (the anonymizer keeps
-    /// precise positions only for the purposes consented to precise location).
-    pub fn check(
+    /// names one, consented to its category for some purpose; otherwise the purposes it
+    /// may serve, and which of them may keep precise positions (the anonymizer snaps the
+    /// others to a grid). Decided here, once, so every stage after follows the consent in
+    /// force when the vehicle was acked, whatever its own view of the topic has caught up.
+    pub fn admit(
         &self,
         vin: &Vin,
         driver_profile: Option<&str>,
         payload: &upload_request::Payload,
-    ) -> Result<(), Error> {
+    ) -> Result<Admitted, Error> {
         let category = self.category(payload);
-        if self.view.allows(vin, driver_profile, category, None) {
-            return Ok(());
+        let purposes = self.view.purposes(vin, driver_profile, category);
+        if purposes.is_empty() {
+            metrics::dropped_without_consent(category);
+            return Err(Error::NoConsent {
+                category,
+                driver_profile: driver_profile.is_some(),
+            });
         }
-        metrics::dropped_without_consent(category);
-        Err(Error::NoConsent {
-            category,
-            driver_profile: driver_profile.is_some(),
+        let mut precise_location_purposes =
+            self.view
+                .purposes(vin, driver_profile, Category::PreciseLocation);
+        precise_location_purposes.retain(|p| purposes.contains(p));
+        Ok(Admitted {
+            purposes,
+            precise_location_purposes,
         })
     }
 
@@ -169,7 +188,7 @@ mod tests {
             (frame(""), Category::CabinCamera),
         ] {
             assert_eq!(check.category(&payload), category);
-            let err = check.check(&vin, None, &payload).unwrap_err();
+            let err = check.admit(&vin, None, &payload).unwrap_err();
             assert_eq!(err.code(), ErrorCode::PermissionDenied);
             let message = err.to_string();
             assert!(message.contains(category.as_str_name()), "{message}");
@@ -177,7 +196,7 @@ mod tests {
             assert!(!message.contains(VIN), "no VIN in messages: {message}");
         }
         let cabin = check
-            .check(&vin, None, &frame("cabin"))
+            .admit(&vin, None, &frame("cabin"))
             .unwrap_err()
             .to_string();
         assert!(cabin.contains("gateway.exterior_cameras"), "{cabin}");
@@ -186,17 +205,34 @@ mod tests {
             .grant(&me, grant(&[Category::Telemetry, Category::CameraFrames]))
             .await
             .unwrap();
-        check.check(&vin, None, &telemetry()).unwrap();
-        check.check(&vin, None, &frame("front")).unwrap();
+        let road_imagery = || vec!["road_imagery".to_owned()];
+        assert_eq!(
+            check.admit(&vin, None, &telemetry()).unwrap(),
+            Admitted {
+                purposes: road_imagery(),
+                precise_location_purposes: vec![],
+            }
+        );
+        ledger
+            .grant(&me, grant(&[Category::PreciseLocation]))
+            .await
+            .unwrap();
+        assert_eq!(
+            check.admit(&vin, None, &frame("front")).unwrap(),
+            Admitted {
+                purposes: road_imagery(),
+                precise_location_purposes: road_imagery(),
+            }
+        );
         assert!(
-            check.check(&vin, None, &frame("cabin")).is_err(),
+            check.admit(&vin, None, &frame("cabin")).is_err(),
             "cabin needs its own"
         );
         ledger
             .grant(&me, grant(&[Category::CabinCamera]))
             .await
             .unwrap();
-        check.check(&vin, None, &frame("cabin")).unwrap();
+        check.admit(&vin, None, &frame("cabin")).unwrap();
 
         ledger
             .withdraw(
@@ -210,8 +246,8 @@ mod tests {
             )
             .await
             .unwrap();
-        assert!(check.check(&vin, None, &telemetry()).is_err(), "at once");
-        check.check(&vin, None, &frame("front")).unwrap();
+        assert!(check.admit(&vin, None, &telemetry()).is_err(), "at once");
+        check.admit(&vin, None, &frame("front")).unwrap();
     }
 
     #[tokio::test]
@@ -228,7 +264,7 @@ mod tests {
             .await
             .unwrap();
         let err = check
-            .check(&vin, Some("driver-2"), &telemetry())
+            .admit(&vin, Some("driver-2"), &telemetry())
             .unwrap_err();
         assert_eq!(err.code(), ErrorCode::PermissionDenied);
         assert!(err.to_string().contains("driver profile"), "{err}");
@@ -237,10 +273,10 @@ mod tests {
             .grant(&me, grant(&[Category::Telemetry]))
             .await
             .unwrap();
-        check.check(&vin, None, &telemetry()).unwrap();
-        check.check(&vin, Some("driver-2"), &telemetry()).unwrap();
+        check.admit(&vin, None, &telemetry()).unwrap();
+        check.admit(&vin, Some("driver-2"), &telemetry()).unwrap();
         assert!(
-            check.check(&vin, Some("driver-3"), &telemetry()).is_err(),
+            check.admit(&vin, Some("driver-3"), &telemetry()).is_err(),
             "another profile has consented to nothing"
         );
     }
@@ -252,7 +288,7 @@ mod tests {
         let snapshots = recorder.snapshotter();
         ::metrics::with_local_recorder(&recorder, || {
             for _ in 0..2 {
-                assert!(check.check(&vin, None, &frame("cabin")).is_err());
+                assert!(check.admit(&vin, None, &frame("cabin")).is_err());
             }
         });
         let drops: Vec<(Vec<(String, String)>, u64)> = snapshots

@@ -2,7 +2,8 @@
 //!
 //! A request flows: [`identity`] (VIN from the client certificate) → [`limits`] (per-vehicle
 //! token bucket) → [`consent`] (the vehicle consented to the upload's category: telemetry,
-//! camera frames, cabin camera; default deny) → [`validate`] (VSS paths, types, timestamps,
+//! camera frames, cabin camera; default deny; the record names the purposes it was
+//! consented for, and those with precise location, for the anonymizer) → [`validate`] (VSS paths, types, timestamps,
 //! sizes) → [`dedup`] (retries of a message id) → the raw-topic [`inland_stage::Producer`]
 //! → ack. The ack is sent only after the producer reports the record durable.
 //!

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::consent::ConsentCheck;
+use crate::consent::{Admitted, ConsentCheck};
 use crate::dedup::{Claim, Deduplicator};
 use crate::limits::VehicleRateLimit;
 use crate::metrics::{self, Outcome};
@@ -133,12 +133,16 @@ impl IngestService {
         let config = &self.inner.config;
         self.inner.rate.check(vin)?;
         // Before validation: data of a category without consent is not even inspected.
-        if let Some(payload) = &req.payload {
-            let profile = Some(req.driver_profile_id.as_str()).filter(|p| !p.is_empty());
-            self.inner.consent.check(vin, profile, payload)?;
-        }
+        let admitted = match &req.payload {
+            Some(payload) => {
+                let profile = Some(req.driver_profile_id.as_str()).filter(|p| !p.is_empty());
+                self.inner.consent.admit(vin, profile, payload)?
+            }
+            None => Admitted::default(),
+        };
         let now = SystemTime::now();
-        let raw = validate::to_raw_record(req, vin, config, &Window::new(config, now))?;
+        let window = Window::new(config, now);
+        let raw = validate::to_raw_record(req, vin, admitted, config, &window)?;
         let owner = match self.inner.dedup.claim(vin, &raw.message_id).await {
             Claim::Duplicate => return Ok(Outcome::Duplicate),
             Claim::Owner(owner) => owner,

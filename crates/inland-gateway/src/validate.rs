@@ -11,6 +11,7 @@ use inland_proto::ingest::v1::{
 };
 use inland_proto::pipeline::v1::{RawRecord, raw_record};
 
+use crate::consent::Admitted;
 use crate::{Error, GatewayConfig};
 
 const MAX_MESSAGE_ID: usize = 128;
@@ -54,10 +55,12 @@ impl Window {
     }
 }
 
-/// Validates `req` from the authenticated `vin` and turns it into the raw-topic record.
+/// Validates `req` from the authenticated `vin` and turns it into the raw-topic record,
+/// naming the consent it was `admitted` under.
 pub fn to_raw_record(
     req: UploadRequest,
     vin: &Vin,
+    admitted: Admitted,
     config: &GatewayConfig,
     window: &Window,
 ) -> Result<RawRecord, Error> {
@@ -96,6 +99,8 @@ pub fn to_raw_record(
         vin: vin.as_str().to_owned(),
         recorded_at: Some(recorded_at),
         received_at: Some(window.now.into()),
+        purposes: admitted.purposes,
+        precise_location_purposes: admitted.precise_location_purposes,
         payload: Some(payload),
     })
 }
@@ -292,6 +297,7 @@ mod tests {
         to_raw_record(
             req,
             &vin(),
+            Admitted::default(),
             &config,
             &Window::new(&config, SystemTime::now()),
         )

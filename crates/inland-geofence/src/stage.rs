@@ -407,6 +407,8 @@ mod tests {
             vin: "LSVAU2180N2183294".into(),
             recorded_at: Some(at(recorded_ms)),
             received_at: Some(at(recorded_ms + 50)),
+            purposes: vec!["driving_statistics".into()],
+            precise_location_purposes: vec![],
             payload: Some(raw_record::Payload::Telemetry(TelemetryBatch { samples })),
         }
     }
@@ -604,6 +606,8 @@ mod tests {
             vin: "LSVAU2180N2183294".into(),
             recorded_at: Some(at(0)),
             received_at: Some(at(80)),
+            purposes: vec!["road_imagery".into()],
+            precise_location_purposes: vec![],
             payload: Some(raw_record::Payload::Frame(CameraFrame {
                 camera_id: "front".into(),
                 captured_at: captured_ms.map(at),
