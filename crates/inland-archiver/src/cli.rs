@@ -43,7 +43,8 @@ pub async fn run(
             }
             let requested_at = SystemTime::now();
             let report = erase(store, &pseudonyms).await?;
-            let key = record_erasure(store, &request_id, requested_at, &report).await?;
+            let key =
+                record_erasure(store, &request_id, requested_at, &pseudonyms, &report).await?;
             writeln!(
                 out,
                 "erased: {} rows removed, {} files rewritten, {} deleted, {} frames deleted \

@@ -168,7 +168,10 @@ pub(crate) async fn erase_covered(
     Ok(report)
 }
 
-fn store_error(op: &'static str, key: &str) -> impl FnOnce(inland_store::Error) -> Error {
+pub(crate) fn store_error(
+    op: &'static str,
+    key: &str,
+) -> impl FnOnce(inland_store::Error) -> Error {
     let key = key.to_owned();
     move |source| Error::Store { op, key, source }
 }
@@ -303,6 +306,10 @@ pub struct ErasureRecord {
     /// RFC 3339, UTC.
     pub requested_at: String,
     pub completed_at: String,
+    /// The pseudonyms erased: a suppression list, so a restarted archiver still keeps
+    /// their late records out (`requests::restore`). It expires with the consent class.
+    #[serde(default)]
+    pub pseudonyms: Vec<String>,
     #[serde(flatten)]
     pub report: ErasureReport,
 }
@@ -319,18 +326,22 @@ pub fn erasure_key(request_id: &str) -> Result<String, Error> {
             "id {request_id:?}: use 1 to 128 letters, digits, '-', '_' or '.' (e.g. a UUID)"
         )));
     }
-    Ok(format!(
-        "{}erasure/{request_id}.json",
-        DataClass::Consent.prefix()
-    ))
+    Ok(format!("{}{request_id}.json", erasure_prefix()))
 }
 
-/// Records that the erasure request `request_id` (received at `requested_at`) completed
-/// now, with what it did; returns the record's key. Writing it again replaces it.
+/// Where the completion records are: under the consent class, with its shelf life.
+pub(crate) fn erasure_prefix() -> String {
+    format!("{}erasure/", DataClass::Consent.prefix())
+}
+
+/// Records that the erasure request `request_id` (received at `requested_at`) for
+/// `pseudonyms` completed now, with what it did; returns the record's key. Writing it
+/// again replaces it.
 pub async fn record_erasure(
     store: &dyn ObjectStore,
     request_id: &str,
     requested_at: SystemTime,
+    pseudonyms: &[String],
     report: &ErasureReport,
 ) -> Result<String, Error> {
     let key = erasure_key(request_id)?;
@@ -340,6 +351,7 @@ pub async fn record_erasure(
         request_id: request_id.to_owned(),
         requested_at: rfc3339(requested_at),
         completed_at: rfc3339(SystemTime::now()),
+        pseudonyms: pseudonyms.to_vec(),
         report: *report,
     };
     let body = serde_json::to_vec_pretty(&record).expect("strings and integers serialize");

@@ -39,9 +39,10 @@ pub const ERASURE_ROWS: &str = "inland_archiver_erasure_rows_removed_total";
 pub const ERASURE_FRAMES: &str = "inland_archiver_erasure_frames_deleted_total";
 pub const ERASURE_SECONDS: &str = "inland_archiver_erasure_seconds";
 /// Erasure requests from `archiver.erasure_topic`, by `outcome`: `completed` (erased and
-/// recorded), `rejected` (not a request, dead-lettered).
+/// recorded), `rejected` (not a request, dead-lettered), `restored` (relearned at start
+/// from its completion record), `unreadable` (a completion record that could not be).
 pub const ERASURE_REQUESTS: &str = "inland_archiver_erasure_requests_total";
-/// Erasure steps that failed and are retried, by `step` (`erase`, `record`).
+/// Erasure steps that failed and are retried, by `step` (`erase`, `record`, `restore`).
 pub const ERASURE_RETRIES: &str = "inland_archiver_erasure_retries_total";
 
 /// The span of a record whose data is durable and committed (see `traced`), with
@@ -195,6 +196,27 @@ pub(crate) fn store_spans_enabled() -> bool {
 pub(crate) fn stored(parent: opentelemetry::Context, datasets: &str, keys: &str) -> bool {
     let span = tracing::info_span!(STORE_SPAN, stage = STAGE, dataset = datasets, key = keys);
     span.set_parent(parent).is_ok()
+}
+
+/// The erasure requests completed within the remembered window were relearned at start.
+pub(crate) fn erasures_restored(requests: usize, pseudonyms: usize) {
+    counter!(ERASURE_REQUESTS, "outcome" => "restored").increment(requests as u64);
+    tracing::info!(
+        requests,
+        pseudonyms,
+        "erasure requests relearned from their completion records"
+    );
+}
+
+/// A completion record under `consent/erasure/` could not be read; its late records are
+/// not kept out after this restart.
+pub(crate) fn erasure_record_unreadable(key: &str, error: &str) {
+    counter!(ERASURE_REQUESTS, "outcome" => "unreadable").increment(1);
+    tracing::warn!(
+        key,
+        error,
+        "an erasure completion record is unreadable; skipped"
+    );
 }
 
 pub(crate) fn buffered(bytes: usize) {

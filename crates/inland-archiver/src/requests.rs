@@ -13,9 +13,9 @@
 //! 4. Each request's completion is recorded (`consent/erasure/<id>.json`), then its offset
 //!    committed. A crash before that repeats the whole request: every step is idempotent.
 //!
-//! [`Erasures`] lives in memory: a restart forgets the requests committed before it, so a
-//! record of such a request that was still upstream then (held up longer than the pass
-//! took) is archived; `inland archive erase` removes it.
+//! [`Erasures`] lives in memory; at start, [`restore`] relearns the requests completed
+//! within [`REMEMBER`] from their completion records (which name the pseudonyms), so a
+//! record still upstream across a restart stays out as well.
 //!
 //! [`Pending`]: crate::batch::Pending
 
@@ -24,12 +24,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use chrono::DateTime;
 use futures::FutureExt;
 use inland_core::ErrorCode;
 use inland_stage::{Consumed, Consumer, Position};
+use inland_store::ObjectStore;
 use tokio_util::sync::CancellationToken;
 
-use crate::erase::{Covered, cover, erase_covered, erasure_key, is_pseudonym, record_erasure};
+use crate::erase::{
+    Covered, ErasureRecord, cover, erase_covered, erasure_key, erasure_prefix, is_pseudonym,
+    record_erasure, store_error,
+};
 use crate::flush::{Ctx, dead_letter_record};
 use crate::tables::millis;
 use crate::{Error, metrics};
@@ -111,6 +116,69 @@ fn parse(consumed: &Consumed) -> Result<Request, String> {
         requested_ms,
         pseudonyms,
     })
+}
+
+/// Relearns the requests completed within [`REMEMBER`] (see the module docs), retrying
+/// while the store fails. False when shut down first.
+pub(crate) async fn restore(ctx: &Ctx, shutdown: &CancellationToken) -> bool {
+    let Some(completed) = retrying(ctx, shutdown, "restore", || async {
+        completed_since(ctx.store.as_ref(), now_ms() - REMEMBER.as_millis() as i64).await
+    })
+    .await
+    else {
+        return false;
+    };
+    let mut pseudonyms = 0;
+    for (record, requested_ms, completed_ms) in &completed {
+        for pseudonym in record.pseudonyms.iter().filter(|p| is_pseudonym(p)) {
+            ctx.erasures
+                .register(pseudonym, *requested_ms, *completed_ms);
+            pseudonyms += 1;
+        }
+    }
+    metrics::erasures_restored(completed.len(), pseudonyms);
+    true
+}
+
+/// The completion records of requests completed at or after `since_ms`, each with its
+/// request and completion times. A record that is not one is skipped, with a warning.
+async fn completed_since(
+    store: &dyn ObjectStore,
+    since_ms: i64,
+) -> Result<Vec<(ErasureRecord, i64, i64)>, Error> {
+    let prefix = erasure_prefix();
+    let listed = store
+        .list(&prefix)
+        .await
+        .map_err(store_error("list", &prefix))?;
+    let since = UNIX_EPOCH + Duration::from_millis(since_ms.max(0) as u64);
+    let mut completed = Vec::new();
+    // Written when the request completed: older objects cannot be recent records.
+    for object in listed.iter().filter(|o| o.last_modified >= since) {
+        let body = store
+            .get(&object.key)
+            .await
+            .map_err(store_error("get", &object.key))?;
+        let times = |r: &ErasureRecord| {
+            let ms = |t: &str| {
+                DateTime::parse_from_rfc3339(t)
+                    .ok()
+                    .map(|t| t.timestamp_millis())
+            };
+            Some((ms(&r.requested_at)?, ms(&r.completed_at)?))
+        };
+        match serde_json::from_slice::<ErasureRecord>(&body) {
+            Ok(record) => match times(&record) {
+                Some((requested, done)) if done >= since_ms => {
+                    completed.push((record, requested, done));
+                }
+                Some(_) => {}
+                None => metrics::erasure_record_unreadable(&object.key, "a time is not RFC 3339"),
+            },
+            Err(e) => metrics::erasure_record_unreadable(&object.key, &e.to_string()),
+        }
+    }
+    Ok(completed)
 }
 
 fn now_ms() -> i64 {
@@ -220,7 +288,14 @@ async fn carry_out(
     for request in &requests {
         let requested_at = UNIX_EPOCH + Duration::from_millis(request.requested_ms.max(0) as u64);
         let recorded = retrying(ctx, shutdown, "record", || {
-            record_erasure(ctx.store.as_ref(), &request.id, requested_at, &report)
+            let store = ctx.store.as_ref();
+            record_erasure(
+                store,
+                &request.id,
+                requested_at,
+                &request.pseudonyms,
+                &report,
+            )
         })
         .await;
         let Some(key) = recorded else {

@@ -74,6 +74,10 @@ impl Archiver {
             let (topic, group) = (&config.erasure_topic, &config.erasure_group);
             stopping(requests::run(self.ctx.clone(), erasure, topic, group, stop.clone()).await)
         };
+        // Before any lane reads: a restart keeps late records of past requests out too.
+        if !requests::restore(&self.ctx, &stop).await {
+            return Ok(());
+        }
         let (archived, kept, erased) = tokio::join!(archive, history, erasure);
         archived.and(kept).and(erased)
     }

@@ -1101,7 +1101,7 @@ async fn erasure_removes_exactly_that_pseudonyms_rows_and_frames_and_is_idempote
     assert!(again.files_scanned > 0);
 
     let requested = std::time::UNIX_EPOCH + Duration::from_millis(T0 as u64);
-    let key = record_erasure(s.store.as_ref(), "req-42", requested, &report)
+    let key = record_erasure(s.store.as_ref(), "req-42", requested, &[P1.into()], &report)
         .await
         .unwrap();
     assert_eq!(key, "consent/erasure/req-42.json");
@@ -1109,7 +1109,7 @@ async fn erasure_removes_exactly_that_pseudonyms_rows_and_frames_and_is_idempote
         serde_json::from_slice(&s.store.get(&key).await.unwrap()).unwrap();
     assert_eq!(stored.requested_at, "2026-11-03T07:59:58.000Z");
     assert_eq!(stored.report, report);
-    let err = record_erasure(s.store.as_ref(), "../x", requested, &report)
+    let err = record_erasure(s.store.as_ref(), "../x", requested, &[], &report)
         .await
         .unwrap_err();
     assert_eq!(err.code(), inland_core::ErrorCode::InvalidInput);
@@ -1276,6 +1276,32 @@ async fn an_erasure_request_on_its_topic_is_carried_out_recorded_and_keeps_late_
     .await;
     running.stop().await;
 
+    // Restarted, the archiver relearns the request from its completion record: a record
+    // of P1 from before it, held up even longer, stays out too.
+    let running = s.start_with(
+        ArchiverConfig {
+            max_batch_age: Duration::from_millis(100),
+            ..config()
+        },
+        false,
+        true,
+    );
+    let later = s
+        .send(
+            topics::ANONYMIZED,
+            vec![on_topic(
+                &anonymized(P1, "driving_statistics", drive(T0 + 2 * minute, 6.0)),
+                &record_id(8),
+            )],
+        )
+        .await;
+    ends.extend(later);
+    until("the record after the restart committed", || {
+        committed_on(&s.log, topics::ANONYMIZED) == ends
+    })
+    .await;
+    running.stop().await;
+
     let telemetry = s.rows("dataset=telemetry/").await;
     let times = telemetry.iter().flat_map(|b| {
         let t = b
@@ -1308,6 +1334,7 @@ async fn an_erasure_request_on_its_topic_is_carried_out_recorded_and_keeps_late_
         serde_json::from_slice(&std::fs::read(&recorded).unwrap()).unwrap();
     assert_eq!(record.request_id, "er-1");
     assert_eq!(record.requested_at, "2026-11-03T08:09:58.000Z");
+    assert_eq!(record.pseudonyms, [P1, other_epoch]);
     assert_eq!(record.report.rows_removed as usize, DRIVE_ROWS + 1);
     assert_eq!(record.report.frames_deleted, 1);
     assert!(record.completed_at > record.requested_at);
