@@ -58,15 +58,13 @@ STORE_DIR="$RUN_DIR/store"       # meta/ (sqlite) and data/ (blocks)
 RUN_MARK="$RUN_DIR/.inland-garage-run"  # proves the dir is ours before `--wipe` deletes it
 SETUP_MARK="$RUN_DIR/.setup-done"       # layout, key and bucket exist
 
-CONF_TEMPLATE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/garage/garage.toml"
+SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CONF_TEMPLATE="$SCRIPTS/garage/garage.toml"
 
-log() { printf 'garage.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-take_lock() {
-  command -v flock >/dev/null || return 0
-  flock -w 1800 "$1" || die "timed out waiting for lock $2"
-}
+SCRIPT=garage.sh SERVER=Garage SERVER_CMDLINE="-c $CONFIG server"
+WIPE="${GARAGE_WIPE:-0}" LOG_LINES="${GARAGE_LOG_LINES:-100}"
+# shellcheck source-path=SCRIPTDIR source=lib/server.sh
+source "$SCRIPTS/lib/server.sh"
 
 # `garage --version` prints e.g. "garage cargo:2.5.0 [features: ...]" (or v2.5.0 for release builds).
 installed() {
@@ -91,7 +89,7 @@ cmd_install() {
   command -v cargo >/dev/null || die "cargo not found on PATH (Garage is built from crates.io with cargo)"
   mkdir -p "$INSTALL_DIR"
   exec 9>"$INSTALL_DIR/.lock"
-  take_lock 9 "$INSTALL_DIR/.lock"
+  take_lock 9 "$INSTALL_DIR/.lock" 1800
   if installed; then  # another run of this script finished it while we waited
     exec 9>&-
     return 0
@@ -116,8 +114,6 @@ cmd_install() {
 # The garage CLI talks to the running node over RPC, with the config's secret.
 garage_cli() { "$BIN" -c "$CONFIG" "$@"; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # HTTP status of GET http://127.0.0.1:PORT/PATH, without needing curl.
 http_status() {
   local line
@@ -126,34 +122,6 @@ http_status() {
   IFS=' ' read -r -t 5 _ line _ <&3 || { exec 3>&-; return 1; }
   exec 3>&-
   echo "$line"
-}
-
-alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  # kill -0 succeeds on zombies (a server that died while our shell is its parent).
-  [[ ! -r "/proc/$1/stat" || "$(cut -d' ' -f3 "/proc/$1/stat")" != Z ]]
-}
-
-# Print the server's pid if the pid file names a live Garage of this run dir.
-running_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE")"
-  [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" || return 1
-  # Guard against pid reuse after a reboot or crash: it must be our server.
-  if [[ -r "/proc/$pid/cmdline" ]]; then
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "-c $CONFIG server" || return 1
-  fi
-  echo "$pid"
-}
-
-fail_start() {
-  log "error: $1"
-  if [[ -f "$LOG_FILE" ]]; then
-    log "last lines of $LOG_FILE:"
-    tail -n 40 "$LOG_FILE" >&2
-  fi
-  exit 1
 }
 
 # Waits until CHECK (a command) succeeds while the server lives; fails after the timeout.
@@ -233,7 +201,7 @@ cmd_start() {
   mkdir -p "$RUN_DIR"
   touch "$RUN_MARK"
   exec 8>"$RUN_DIR/.lock"
-  take_lock 8 "$RUN_DIR/.lock"
+  take_lock 8 "$RUN_DIR/.lock" 600
 
   local pid
   if pid="$(running_pid)"; then
@@ -243,58 +211,17 @@ cmd_start() {
     log "already running (pid $pid)"
     return 0
   fi
-  rm -f "$PID_FILE"
-  local port
-  for port in "$S3_PORT" "$RPC_PORT" "$ADMIN_PORT"; do
-    port_open "$port" && die "127.0.0.1:$port is already in use by a process this script did not start"
-  done
+  ports_free "$S3_PORT" "$RPC_PORT" "$ADMIN_PORT"
   render_config
 
-  [[ -s "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"  # keep one previous run
-  local t0=$SECONDS detach=()
-  # Own session, so the server outlives the shell/CI step that started it.
-  command -v setsid >/dev/null && detach=(setsid)
-  # The inner shell records its own pid, then becomes Garage (exec keeps the pid).
-  # shellcheck disable=SC2016 # $$ is the inner shell's
-  RUST_LOG="${RUST_LOG:-garage=info,netapp=warn}" ${detach[@]+"${detach[@]}"} \
-    bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
-    "$BIN" -c "$CONFIG" server </dev/null >>"$LOG_FILE" 2>&1 8>&- 9>&- &
-
-  # The pid file is written by the child itself (setsid may fork, so $! can lie).
-  local tries=50
-  while [[ ! -s "$PID_FILE" ]] && ((tries-- > 0)); do sleep 0.1; done
-  pid="$(cat "$PID_FILE" 2>/dev/null)" || fail_start "server did not write $PID_FILE"
+  local t0=$SECONDS
+  RUST_LOG="${RUST_LOG:-garage=info,netapp=warn}" spawn "$BIN" -c "$CONFIG" server
+  pid="$(cat "$PID_FILE")"
   log "started Garage pid $pid, waiting up to ${START_TIMEOUT}s per step"
   wait_for "$pid" "its RPC port :$RPC_PORT" rpc_answers
   setup_cluster "$pid"
   wait_for "$pid" "the S3 API on :$S3_PORT" s3_answers
   log "Garage $GARAGE_VERSION serving S3 on http://127.0.0.1:$S3_PORT, region $REGION, bucket $BUCKET after $((SECONDS - t0))s (log: $LOG_FILE)"
-}
-
-cmd_stop() {
-  local wipe="${GARAGE_WIPE:-0}" pid
-  [[ "${1:-}" == "--wipe" ]] && wipe=1
-  if pid="$(running_pid)"; then
-    log "stopping Garage pid $pid"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + STOP_TIMEOUT))
-    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-    if alive "$pid"; then
-      log "still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      while alive "$pid"; do sleep 0.2; done
-    fi
-    log "stopped"
-  else
-    log "not running"
-  fi
-  rm -f "$PID_FILE"
-  if [[ "$wipe" == 1 && -d "$RUN_DIR" ]]; then
-    # Only delete a directory this script created, whatever GARAGE_RUN_DIR says.
-    [[ -f "$RUN_MARK" ]] || die "refusing to wipe $RUN_DIR: not a garage.sh run dir (no $RUN_MARK)"
-    rm -rf "$RUN_DIR"
-    log "wiped $RUN_DIR"
-  fi
 }
 
 cmd_status() {
@@ -305,21 +232,7 @@ cmd_status() {
     echo "running: Garage $GARAGE_VERSION pid $pid, S3 http://127.0.0.1:$S3_PORT (region $REGION, bucket $BUCKET), health $health, log $LOG_FILE"
     return 0
   fi
-  if port_open "$S3_PORT"; then
-    echo "not running (from this script); but 127.0.0.1:$S3_PORT is in use by another process"
-  else
-    echo "not running"
-  fi
-  return 3
-}
-
-cmd_logs() {
-  [[ -f "$LOG_FILE" ]] || die "no log at $LOG_FILE (never started?)"
-  if [[ "${1:-}" == "-f" ]]; then
-    tail -n 100 -f "$LOG_FILE"
-  else
-    tail -n "${GARAGE_LOG_LINES:-100}" "$LOG_FILE"
-  fi
+  not_running "$S3_PORT"
 }
 
 cmd_cli() {
@@ -327,8 +240,6 @@ cmd_cli() {
   [[ -f "$CONFIG" ]] || die "no config at $CONFIG: scripts/garage.sh start"
   garage_cli "$@"
 }
-
-usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; }
 
 main() {
   local cmd="${1:-}"

@@ -54,8 +54,10 @@ CONF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/kafka"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 
-log() { printf 'kafka.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+SCRIPT=kafka.sh SERVER=broker SERVER_CMDLINE="kafka.Kafka $RUN_DIR/server.properties"
+WIPE="${KAFKA_WIPE:-0}" LOG_LINES="${KAFKA_LOG_LINES:-100}"
+# shellcheck source-path=SCRIPTDIR source=lib/server.sh
+source "$(dirname "$CONF_DIR")/lib/server.sh"
 
 # Short names for the CLI classes people actually use (4.x moved them to kafka-tools).
 tool_class() {
@@ -69,13 +71,6 @@ tool_class() {
     storage) echo kafka.tools.StorageTool ;;
     *) echo "$1" ;;
   esac
-}
-
-# Serialize concurrent runs (e.g. parallel CI jobs) on an fd the caller opened on
-# FILE; a no-op where flock is missing.
-take_lock() {
-  command -v flock >/dev/null || return 0
-  flock -w 600 "$1" || die "timed out waiting for lock $2"
 }
 
 need() { command -v "$1" >/dev/null || die "$1 not found on PATH ($2)"; }
@@ -100,7 +95,7 @@ cmd_install() {
   check_java
   mkdir -p "$INSTALL_DIR"
   exec 9>"$INSTALL_DIR/.lock"
-  take_lock 9 "$INSTALL_DIR/.lock"
+  take_lock 9 "$INSTALL_DIR/.lock" 600
   if installed; then  # another process finished it while we waited
     exec 9>&-
     return 0
@@ -141,41 +136,10 @@ run_java_tool() {
     -cp "$LIBS/*" "$class" "$@"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  # A broker that died while our shell is its parent is a zombie, and kill -0
-  # succeeds on zombies.
-  [[ ! -r "/proc/$1/stat" || "$(cut -d' ' -f3 "/proc/$1/stat")" != Z ]]
-}
-
-# Print the broker's pid if the pid file names a live Kafka process of this run dir.
-running_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE")"
-  [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" || return 1
-  # Guard against pid reuse after a reboot or crash: it must be our broker.
-  if [[ -r "/proc/$pid/cmdline" ]]; then
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $RUN_DIR/server.properties" || return 1
-  fi
-  echo "$pid"
-}
-
 # A real request, not just an open port: list topics through the admin API.
 broker_serves() {
   port_open "$KAFKA_PORT" &&
     TOOL_TIMEOUT=30 run_java_tool topics --bootstrap-server "$BOOTSTRAP" --list >/dev/null 2>&1
-}
-
-fail_start() {
-  log "error: $1"
-  if [[ -f "$LOG_FILE" ]]; then
-    log "last lines of $LOG_FILE:"
-    tail -n 40 "$LOG_FILE" >&2
-  fi
-  exit 1
 }
 
 wait_until_serving() {
@@ -202,7 +166,7 @@ cmd_start() {
   mkdir -p "$RUN_DIR"
   touch "$RUN_MARK"
   exec 8>"$RUN_DIR/.lock"
-  take_lock 8 "$RUN_DIR/.lock"
+  take_lock 8 "$RUN_DIR/.lock" 600
 
   local pid
   if pid="$(running_pid)"; then
@@ -212,11 +176,7 @@ cmd_start() {
     echo "KAFKA_BOOTSTRAP=$BOOTSTRAP"
     return 0
   fi
-  rm -f "$PID_FILE"
-  local port
-  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-    port_open "$port" && die "127.0.0.1:$port is already in use by a process this script did not start"
-  done
+  ports_free "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
   check_java
   render_config
 
@@ -228,23 +188,13 @@ cmd_start() {
       -c "$RUN_DIR/server.properties" >/dev/null
   fi
 
-  [[ -s "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"  # keep one previous run
-  local t0=$SECONDS detach=()
-  # Own session, so the broker outlives the shell/CI step that started it.
-  command -v setsid >/dev/null && detach=(setsid)
-  # The inner shell records its own pid, then becomes the JVM (exec keeps the pid).
-  # shellcheck disable=SC2086,SC2016 # *_OPTS are meant to word-split; $$ is the inner shell's
-  ${detach[@]+"${detach[@]}"} bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
-    "$JAVA" $HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  local t0=$SECONDS
+  # shellcheck disable=SC2086 # *_OPTS are meant to word-split
+  spawn "$JAVA" $HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExitOnOutOfMemoryError \
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$RUN_DIR/log4j2.xml" \
-    ${KAFKA_OPTS:-} -cp "$LIBS/*" kafka.Kafka "$RUN_DIR/server.properties" \
-    </dev/null >>"$LOG_FILE" 2>&1 8>&- 9>&- &
-
-  # The pid file is written by the child itself (setsid may fork, so $! can lie).
-  local tries=50
-  while [[ ! -s "$PID_FILE" ]] && ((tries-- > 0)); do sleep 0.1; done
-  pid="$(cat "$PID_FILE" 2>/dev/null)" || fail_start "broker did not write $PID_FILE"
+    ${KAFKA_OPTS:-} -cp "$LIBS/*" kafka.Kafka "$RUN_DIR/server.properties"
+  pid="$(cat "$PID_FILE")"
   log "started broker pid $pid, waiting up to ${START_TIMEOUT}s for $BOOTSTRAP"
   if ! wait_until_serving "$pid"; then
     kill -KILL "$pid" 2>/dev/null || true
@@ -255,53 +205,13 @@ cmd_start() {
   echo "KAFKA_BOOTSTRAP=$BOOTSTRAP"
 }
 
-cmd_stop() {
-  local wipe="${KAFKA_WIPE:-0}" pid
-  [[ "${1:-}" == "--wipe" ]] && wipe=1
-  if pid="$(running_pid)"; then
-    log "stopping broker pid $pid"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + STOP_TIMEOUT))
-    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.5; done
-    if alive "$pid"; then
-      log "still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      while alive "$pid"; do sleep 0.2; done
-    fi
-    log "stopped"
-  else
-    log "not running"
-  fi
-  rm -f "$PID_FILE"
-  if [[ "$wipe" == 1 && -d "$RUN_DIR" ]]; then
-    # Only delete a directory this script created, whatever KAFKA_RUN_DIR says.
-    [[ -f "$RUN_MARK" ]] || die "refusing to wipe $RUN_DIR: not a kafka.sh run dir (no $RUN_MARK)"
-    rm -rf "$RUN_DIR"
-    log "wiped $RUN_DIR"
-  fi
-}
-
 cmd_status() {
   local pid
   if pid="$(running_pid)"; then
     echo "running: Kafka $KAFKA_VERSION pid $pid, bootstrap $BOOTSTRAP, log $LOG_FILE"
     return 0
   fi
-  if port_open "$KAFKA_PORT"; then
-    echo "not running (from this script); but 127.0.0.1:$KAFKA_PORT is in use by another process"
-  else
-    echo "not running"
-  fi
-  return 3
-}
-
-cmd_logs() {
-  [[ -f "$LOG_FILE" ]] || die "no log at $LOG_FILE (never started?)"
-  if [[ "${1:-}" == "-f" ]]; then
-    tail -n 100 -f "$LOG_FILE"
-  else
-    tail -n "${KAFKA_LOG_LINES:-100}" "$LOG_FILE"
-  fi
+  not_running "$KAFKA_PORT"
 }
 
 cmd_tool() {
@@ -309,8 +219,6 @@ cmd_tool() {
   cmd_install
   run_java_tool "$@"
 }
-
-usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; }
 
 main() {
   local cmd="${1:-}"
