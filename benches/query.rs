@@ -19,6 +19,7 @@ use chrono::NaiveDate;
 use inland_query::synth::{self, Spec};
 use inland_query::{Archive, Engine, Interface, Principal, QueryConfig, Role};
 use inland_store::LocalStore;
+use inland_tests::archive::python;
 
 /// Target: DataFusion within this factor of DuckDB on each query.
 const TARGET_RATIO: f64 = 1.5;
@@ -114,22 +115,6 @@ async fn archive(root: &Path) -> u64 {
         started.elapsed().as_secs_f64()
     );
     written.telemetry_rows
-}
-
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("INLAND_QUERY_PYTHON") {
-        return python.into();
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pyenv-query.sh");
-    let output = Command::new(script)
-        .output()
-        .expect("running scripts/pyenv-query.sh");
-    assert!(
-        output.status.success(),
-        "scripts/pyenv-query.sh failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    PathBuf::from(String::from_utf8(output.stdout).expect("a path").trim())
 }
 
 fn median(mut samples: Vec<f64>) -> f64 {

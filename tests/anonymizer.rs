@@ -10,7 +10,9 @@ use inland_anonymizer::{Anonymized, AnonymizerConfig, AnonymizerStage, FramesMod
 use inland_core::{Vin, topics, vss};
 use inland_proto::ingest::v1::{CameraFrame, Sample, TelemetryBatch, sample};
 use inland_proto::pipeline::v1::{RawRecord, anonymized_record, raw_record};
-use inland_stage::{Consumed, Consumer, Producer, Record, StageConfig, TopicSpec, run_stage};
+use inland_stage::{
+    Consumed, Consumer, KafkaConfig, Producer, Record, StageConfig, TopicSpec, run_stage,
+};
 use inland_tests::{CONSENT_PURPOSES, as_gateway_writes, assert_dead_lettered, kafka, random_vin};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +75,24 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// An input and an output topic named after `run` with `partitions` each, and the
+/// dead-letter topic.
+async fn run_topics(kafka: &KafkaConfig, run: &str, partitions: i32) -> (String, String) {
+    let (in_topic, out_topic) = (
+        format!("inland.test.geofenced.{run}"),
+        format!("inland.test.anonymized.{run}"),
+    );
+    kafka
+        .ensure_topics(&[
+            spec(&in_topic, partitions, Duration::from_secs(3600)),
+            spec(&out_topic, partitions, Duration::from_secs(3600)),
+            spec(topics::DEAD_LETTER, 6, Duration::from_secs(24 * 3600)),
+        ])
+        .await
+        .expect("create test topics");
+    (in_topic, out_topic)
+}
+
 /// Reads `consumer` until nothing arrived for `quiet`.
 async fn drain(consumer: &impl Consumer, quiet: Duration) -> Vec<Consumed> {
     let mut got = Vec::new();
@@ -87,18 +107,7 @@ async fn drain(consumer: &impl Consumer, quiet: Duration) -> Vec<Consumed> {
 async fn kafka_anonymizes_keys_by_pseudonym_leaks_no_vin_and_dead_letters_the_malformed() {
     let kafka = kafka();
     let run = random_vin().as_str().to_lowercase();
-    let (in_topic, out_topic) = (
-        format!("inland.test.geofenced.{run}"),
-        format!("inland.test.anonymized.{run}"),
-    );
-    kafka
-        .ensure_topics(&[
-            spec(&in_topic, 3, Duration::from_secs(3600)),
-            spec(&out_topic, 3, Duration::from_secs(3600)),
-            spec(topics::DEAD_LETTER, 6, Duration::from_secs(24 * 3600)),
-        ])
-        .await
-        .expect("create test topics");
+    let (in_topic, out_topic) = run_topics(&kafka, &run, 3).await;
 
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("keys.toml");
@@ -232,18 +241,7 @@ async fn kafka_anonymizes_keys_by_pseudonym_leaks_no_vin_and_dead_letters_the_ma
 async fn kafka_carries_a_real_frame_with_its_face_destroyed() {
     let kafka = kafka();
     let run = random_vin().as_str().to_lowercase();
-    let (in_topic, out_topic) = (
-        format!("inland.test.geofenced.{run}"),
-        format!("inland.test.anonymized.{run}"),
-    );
-    kafka
-        .ensure_topics(&[
-            spec(&in_topic, 1, Duration::from_secs(3600)),
-            spec(&out_topic, 1, Duration::from_secs(3600)),
-            spec(topics::DEAD_LETTER, 6, Duration::from_secs(24 * 3600)),
-        ])
-        .await
-        .expect("create test topics");
+    let (in_topic, out_topic) = run_topics(&kafka, &run, 1).await;
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("keys.toml");
     inland_anonymizer::keys::generate(&key_file).unwrap();

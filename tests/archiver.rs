@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,23 +28,14 @@ use bytes::Bytes;
 use inland_archiver::{Archiver, ArchiverConfig, ErasureRecord, Inputs};
 use inland_consent::proto::{ErasureRequest, Pseudonym};
 use inland_core::topics;
-use inland_proto::Timestamp;
 use inland_proto::ingest::v1::{Sample, sample::Value};
 use inland_proto::pipeline::v1::anonymized_record::Payload;
-use inland_proto::pipeline::v1::{
-    ANONYMIZED_RECORD_SCHEMA, AnonymizedFrame, AnonymizedRecord, AnonymizedTelemetry,
-    CoarsePosition,
-};
+use inland_proto::pipeline::v1::{AnonymizedFrame, AnonymizedTelemetry, CoarsePosition};
 use inland_stage::{KafkaConfig, Producer, Record, TopicSpec};
 use inland_store::{Backend, ObjectMeta, ObjectStore, S3Config, S3Store, StoreConfig};
-use inland_tests::{assert_dead_lettered, kafka, random_vin};
-use prost::Message;
+use inland_tests::archive::{garage_env, jpeg, on_topic, python, remove_bucket, ts};
+use inland_tests::{assert_dead_lettered, inland_binary, kafka, random_vin};
 use tokio_util::sync::CancellationToken;
-
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: export $(scripts/garage.sh env)"))
-}
 
 /// A name no other run uses (topics, groups, buckets).
 fn unique() -> String {
@@ -62,8 +53,8 @@ impl TestBucket {
             config: StoreConfig {
                 backend: Backend::S3,
                 s3: S3Config {
-                    endpoint: env("INLAND_S3_ENDPOINT"),
-                    region: env("INLAND_S3_REGION"),
+                    endpoint: garage_env("INLAND_S3_ENDPOINT"),
+                    region: garage_env("INLAND_S3_REGION"),
                     bucket: format!("inland-test-{run}"),
                     ..S3Config::default()
                 },
@@ -93,17 +84,7 @@ impl TestBucket {
     }
 
     async fn remove(self) {
-        let store = self.store().await;
-        for object in store.list("").await.unwrap() {
-            store.delete(&object.key).await.unwrap();
-        }
-        store
-            .client()
-            .delete_bucket()
-            .bucket(store.bucket())
-            .send()
-            .await
-            .unwrap();
+        remove_bucket(&self.store().await).await;
     }
 }
 
@@ -124,35 +105,9 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn ts(ms: i64) -> Timestamp {
-    Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
-
 /// The pseudonym of vehicle `i % 6`.
 fn pseudonym(i: u64) -> String {
     format!("{:032x}", i % 6 + 1)
-}
-
-fn on_topic(i: u64, purpose: &str, id: u64, payload: Payload, at: i64) -> Record {
-    let record = AnonymizedRecord {
-        pseudonym: pseudonym(i),
-        key_epoch: 1,
-        purpose: purpose.into(),
-        recorded_at: Some(ts(at)),
-        payload: Some(payload),
-    };
-    Record {
-        key: Bytes::from(pseudonym(i)),
-        payload: record.encode_to_vec().into(),
-        headers: vec![
-            ("inland-schema".into(), ANONYMIZED_RECORD_SCHEMA.into()),
-            ("inland-record-id".into(), format!("{id:032x}").into()),
-        ],
-        timestamp_ms: Some(at),
-    }
 }
 
 /// Record `i`: one row whose speed is `i`, so every record is found (or missed) by it.
@@ -164,17 +119,14 @@ fn speed(i: u64, at: i64) -> Record {
             value: Some(Value::FloatValue(i as f32)),
         }],
     });
-    on_topic(i, "driving_statistics", i, payload, at)
+    on_topic(pseudonym(i), "driving_statistics", i, payload, at)
 }
 
 fn frame(i: u64, at: i64) -> Record {
-    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 16];
-    jpeg.extend(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
-    jpeg.extend([0xFF, 0xDA, 0, 2, i as u8, 0xFF, 0xD9]);
     let payload = Payload::Frame(AnonymizedFrame {
         camera_id: "front".into(),
         captured_at: Some(ts(at)),
-        jpeg: jpeg.into(),
+        jpeg: jpeg(i as u8),
         position: Some(CoarsePosition {
             latitude: 39.9,
             longitude: 116.4,
@@ -183,7 +135,7 @@ fn frame(i: u64, at: i64) -> Record {
         faces: 0,
         plates: 0,
     });
-    on_topic(i, "road_imagery", 1_000_000 + i, payload, at)
+    on_topic(pseudonym(i), "road_imagery", 1_000_000 + i, payload, at)
 }
 
 async fn send_all(producer: &dyn Producer, topic: &str, records: Vec<Record>) {
@@ -272,20 +224,6 @@ async fn topics_of(kafka: &KafkaConfig, config: &ArchiverConfig, partitions: i32
         ])
         .await
         .expect("create test topics");
-}
-
-/// DuckDB's interpreter, from the venv `scripts/pyenv-query.sh` keeps.
-fn python() -> PathBuf {
-    if let Ok(python) = std::env::var("INLAND_QUERY_PYTHON") {
-        return python.into();
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pyenv-query.sh");
-    let out = Command::new(script)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running scripts/pyenv-query.sh");
-    assert!(out.status.success(), "scripts/pyenv-query.sh failed");
-    String::from_utf8(out.stdout).unwrap().trim().into()
 }
 
 /// What DuckDB counts in a local copy of the run's objects, read as Hive partitions.
@@ -620,20 +558,6 @@ async fn a_crash_mid_write_is_replayed_into_the_same_keys_without_duplicates() {
     bucket.remove().await;
 }
 
-/// The `inland` binary, built here (a no-op after `cargo test --workspace`) next to this
-/// test's binary.
-fn inland_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "inland-cli", "--bin", "inland"])
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "building the inland binary failed");
-    // target/debug/deps/archiver-<hash> → target/debug/inland
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("inland")
-}
-
 /// `inland` with the store in `bucket` and the archiver on `config`'s topics, configured
 /// by environment variables under the names the Helm chart sets.
 fn inland(binary: &Path, bucket: &TestBucket, config: &ArchiverConfig) -> Command {
@@ -857,7 +781,7 @@ async fn the_archiver_refuses_a_region_off_the_lock_or_not_the_buckets() {
     let run = unique();
     let config = config(&run);
     let bucket = TestBucket::bootstrapped(&run).await;
-    let server_region = env("INLAND_S3_REGION");
+    let server_region = garage_env("INLAND_S3_REGION");
     let other = if server_region == "cn-northwest-1" {
         "cn-north-1"
     } else {

@@ -6,7 +6,7 @@
 //! The Python clients come from `scripts/pyenv-query.sh` (a venv in INLAND_CACHE,
 //! created on first use; `INLAND_QUERY_PYTHON` overrides the interpreter).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -17,6 +17,7 @@ use inland_query::client::Client;
 use inland_query::synth::{self, Spec};
 use inland_query::{Archive, QueryConfig, QueryService, Role};
 use inland_store::{Backend, LocalStore, ObjectStore, S3Config, S3Store, StoreConfig};
+use inland_tests::archive::{garage_env, python, remove_bucket};
 
 /// The questions asked of every engine. Floats are rounded in SQL, after a cast to
 /// DOUBLE, so summation order and float32 arithmetic cannot tell the engines apart.
@@ -105,22 +106,6 @@ polars_rows = polars.scan_parquet(f"{root}/dataset=telemetry/", hive_partitionin
 json.dump({"tables": tables, "errors": errors, "polars_rows": polars_rows},
           open(f"{out}/meta.json", "w"))
 "#;
-
-fn python() -> PathBuf {
-    if let Ok(python) = std::env::var("INLAND_QUERY_PYTHON") {
-        return python.into();
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pyenv-query.sh");
-    let output = Command::new(&script)
-        .output()
-        .expect("running scripts/pyenv-query.sh");
-    assert!(
-        output.status.success(),
-        "scripts/pyenv-query.sh failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-}
 
 /// A column as comparable text: integers and decimals of scale 0 as integers, floats as
 /// f64, times as epoch milliseconds, dates as ISO dates, nulls as NULL.
@@ -350,11 +335,6 @@ async fn flight_sql_http_and_duckdb_agree_on_the_local_store() {
     assert!(reports.iter().all(|r| r.broken.is_none()), "{reports:?}");
 }
 
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: export $(scripts/garage.sh env)"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Garage: scripts/garage.sh start; export $(scripts/garage.sh env)"]
 async fn flight_sql_http_and_duckdb_agree_on_s3_with_sse_c() {
@@ -369,8 +349,8 @@ async fn flight_sql_http_and_duckdb_agree_on_s3_with_sse_c() {
     let config = StoreConfig {
         backend: Backend::S3,
         s3: S3Config {
-            endpoint: env("INLAND_S3_ENDPOINT"),
-            region: env("INLAND_S3_REGION"),
+            endpoint: garage_env("INLAND_S3_ENDPOINT"),
+            region: garage_env("INLAND_S3_REGION"),
             bucket: format!("inland-query-{:x}{nanos:x}", std::process::id()),
             sse_c_key_file: Some(key_file),
             ..S3Config::default()
@@ -392,16 +372,7 @@ async fn flight_sql_http_and_duckdb_agree_on_s3_with_sse_c() {
     assert!(reports.iter().all(|r| r.broken.is_none()), "{reports:?}");
     export_and_audit_on(&config, dir.path(), &store).await;
 
-    for object in store.list("").await.unwrap() {
-        store.delete(&object.key).await.unwrap();
-    }
-    store
-        .client()
-        .delete_bucket()
-        .bucket(store.bucket())
-        .send()
-        .await
-        .unwrap();
+    remove_bucket(&store).await;
 }
 
 /// A known fleet as the anonymizer hands it to the archiver: `VEHICLES` vehicles drive
@@ -409,16 +380,11 @@ async fn flight_sql_http_and_duckdb_agree_on_s3_with_sse_c() {
 /// (20 samples 30 s apart: speed, odometer, moving, position) and one frame with it.
 /// Speeds and distances are whole numbers, so sums are exact in any engine.
 mod fleet {
-    use bytes::Bytes;
-    use inland_proto::Timestamp;
     use inland_proto::ingest::v1::{Sample, sample::Value};
     use inland_proto::pipeline::v1::anonymized_record::Payload;
-    use inland_proto::pipeline::v1::{
-        ANONYMIZED_RECORD_SCHEMA, AnonymizedFrame, AnonymizedRecord, AnonymizedTelemetry,
-        CoarsePosition,
-    };
+    use inland_proto::pipeline::v1::{AnonymizedFrame, AnonymizedTelemetry, CoarsePosition};
     use inland_stage::Record;
-    use prost::Message;
+    use inland_tests::archive::{jpeg, on_topic, ts};
 
     pub const VEHICLES: u64 = 12;
     pub const HOURS: [u32; 3] = [5, 9, 13];
@@ -437,13 +403,6 @@ mod fleet {
     /// Milliseconds of `day`'s `hour` (UTC).
     fn hour_ms(day: usize, hour: u32) -> i64 {
         FIRST_DAY_MS + day as i64 * 86_400_000 + i64::from(hour) * 3_600_000
-    }
-
-    fn ts(ms: i64) -> Timestamp {
-        Timestamp {
-            seconds: ms.div_euclid(1000),
-            nanos: 0,
-        }
     }
 
     pub fn speed(vehicle: u64, sample: u64) -> f32 {
@@ -476,33 +435,6 @@ mod fleet {
         ]
     }
 
-    fn on_topic(vehicle: u64, id: u64, purpose: &str, payload: Payload, at: i64) -> Record {
-        let record = AnonymizedRecord {
-            pseudonym: pseudonym(vehicle),
-            key_epoch: 1,
-            purpose: purpose.into(),
-            recorded_at: Some(ts(at)),
-            payload: Some(payload),
-        };
-        Record {
-            key: Bytes::from(pseudonym(vehicle)),
-            payload: record.encode_to_vec().into(),
-            headers: vec![
-                ("inland-schema".into(), ANONYMIZED_RECORD_SCHEMA.into()),
-                ("inland-record-id".into(), format!("{id:032x}").into()),
-            ],
-            timestamp_ms: Some(at),
-        }
-    }
-
-    /// A JFIF JPEG header and an empty scan: what the archiver's metadata check accepts.
-    fn jpeg(n: u8) -> Bytes {
-        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 16];
-        jpeg.extend(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
-        jpeg.extend([0xFF, 0xDA, 0, 2, n, 0xFF, 0xD9]);
-        jpeg.into()
-    }
-
     /// Every record, and the telemetry rows they make.
     pub fn records() -> (Vec<Record>, u64) {
         let (mut records, mut rows) = (Vec::new(), 0);
@@ -520,9 +452,9 @@ mod fleet {
                         id += 1;
                         let telemetry = Payload::Telemetry(AnonymizedTelemetry { samples });
                         records.push(on_topic(
-                            vehicle,
-                            id,
+                            pseudonym(vehicle),
                             "driving_statistics",
+                            id,
                             telemetry,
                             start,
                         ));
@@ -540,7 +472,13 @@ mod fleet {
                             faces: (vehicle % 3) as u32,
                             plates: 0,
                         });
-                        records.push(on_topic(vehicle, id, "road_imagery", frame, start));
+                        records.push(on_topic(
+                            pseudonym(vehicle),
+                            "road_imagery",
+                            id,
+                            frame,
+                            start,
+                        ));
                     }
                 }
             }

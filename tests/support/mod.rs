@@ -3,6 +3,8 @@
 //! consent through the gateway's ConsentService, as a vehicle's HMI would).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -24,6 +26,8 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
+pub mod archive;
+
 /// The Kafka broker `scripts/kafka.sh start` runs; the tests fail loudly without one.
 pub fn kafka() -> KafkaConfig {
     let bootstrap = std::env::var("INLAND_KAFKA_BOOTSTRAP").expect(
@@ -41,6 +45,20 @@ pub fn random_vin() -> Vin {
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect();
     Vin::parse(&s).expect("alphabet has no I, O or Q")
+}
+
+/// The `inland` binary, built here (a no-op after `cargo test --workspace`) next to the
+/// calling test's binary.
+pub fn inland_binary() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "inland-cli", "--bin", "inland"])
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "building the inland binary failed");
+    // target/debug/deps/<test>-<hash> → target/debug/inland
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("inland")
 }
 
 /// A gateway serving on 127.0.0.1 with mTLS and its own fleet CA; stops when dropped.

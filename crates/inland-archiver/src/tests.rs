@@ -308,6 +308,16 @@ impl Setup {
         last
     }
 
+    /// Sends records on the anonymized topic to a running archiver, adds their offsets
+    /// to `ends` and waits until all of `ends` is committed.
+    async fn archive(&self, what: &str, ends: &mut HashMap<i32, i64>, records: Vec<Record>) {
+        ends.extend(self.send(topics::ANONYMIZED, records).await);
+        until(what, || {
+            committed_on(&self.log, topics::ANONYMIZED) == *ends
+        })
+        .await;
+    }
+
     fn start(&self, config: ArchiverConfig, consent: bool) -> Running {
         self.start_with(config, consent, false)
     }
@@ -1246,33 +1256,28 @@ async fn an_erasure_request_on_its_topic_is_carried_out_recorded_and_keeps_late_
 
     // Records held up upstream: P1's from before the request stay out; P1's from after it
     // and P2's are archived.
-    let late = s
-        .send(
-            topics::ANONYMIZED,
-            vec![
-                on_topic(
-                    &anonymized(P1, "driving_statistics", drive(T0 + minute, 3.0)),
-                    &record_id(4),
-                ),
-                on_topic(
-                    &anonymized(P1, "driving_statistics", drive(T0 + 20 * minute, 4.0)),
-                    &record_id(5),
-                ),
-                on_topic(
-                    &anonymized(P2, "driving_statistics", drive(T0 + minute, 5.0)),
-                    &record_id(6),
-                ),
-                on_topic(
-                    &anonymized(P1, "road_imagery", frame(T0 + minute, 2)),
-                    &record_id(7),
-                ),
-            ],
-        )
-        .await;
-    ends.extend(late);
-    until("the late records committed", || {
-        committed_on(&s.log, topics::ANONYMIZED) == ends
-    })
+    s.archive(
+        "the late records committed",
+        &mut ends,
+        vec![
+            on_topic(
+                &anonymized(P1, "driving_statistics", drive(T0 + minute, 3.0)),
+                &record_id(4),
+            ),
+            on_topic(
+                &anonymized(P1, "driving_statistics", drive(T0 + 20 * minute, 4.0)),
+                &record_id(5),
+            ),
+            on_topic(
+                &anonymized(P2, "driving_statistics", drive(T0 + minute, 5.0)),
+                &record_id(6),
+            ),
+            on_topic(
+                &anonymized(P1, "road_imagery", frame(T0 + minute, 2)),
+                &record_id(7),
+            ),
+        ],
+    )
     .await;
     running.stop().await;
 
@@ -1286,19 +1291,14 @@ async fn an_erasure_request_on_its_topic_is_carried_out_recorded_and_keeps_late_
         false,
         true,
     );
-    let later = s
-        .send(
-            topics::ANONYMIZED,
-            vec![on_topic(
-                &anonymized(P1, "driving_statistics", drive(T0 + 2 * minute, 6.0)),
-                &record_id(8),
-            )],
-        )
-        .await;
-    ends.extend(later);
-    until("the record after the restart committed", || {
-        committed_on(&s.log, topics::ANONYMIZED) == ends
-    })
+    s.archive(
+        "the record after the restart committed",
+        &mut ends,
+        vec![on_topic(
+            &anonymized(P1, "driving_statistics", drive(T0 + 2 * minute, 6.0)),
+            &record_id(8),
+        )],
+    )
     .await;
     running.stop().await;
 

@@ -89,6 +89,21 @@ fn grant(vin: &str, profile: &str, categories: &[Category], purposes: &[&str]) -
     }
 }
 
+/// Grants `categories` for `purposes` to VIN (and its driver `profile`, unless empty) as
+/// `who`, which must be allowed to.
+async fn granted(
+    ledger: &ConsentLedger,
+    who: &Principal,
+    profile: &str,
+    categories: &[Category],
+    purposes: &[&str],
+) -> ConsentEvent {
+    ledger
+        .grant(who, grant(VIN, profile, categories, purposes))
+        .await
+        .unwrap()
+}
+
 fn withdraw(vin: &str, categories: &[Category], purposes: &[&str]) -> WithdrawRequest {
     WithdrawRequest {
         subject: subject(vin, ""),
@@ -124,18 +139,14 @@ async fn nothing_is_allowed_until_granted_then_per_category_and_purpose() {
     for category in inland_consent::CATEGORIES {
         assert!(!view.allows(&v, None, category, None), "default deny");
     }
-    let event = ledger
-        .grant(
-            &Principal::Vehicle(v.clone()),
-            grant(
-                VIN,
-                "",
-                &[Category::Telemetry, Category::PreciseLocation],
-                &["map_improvement"],
-            ),
-        )
-        .await
-        .unwrap();
+    let event = granted(
+        &ledger,
+        &Principal::Vehicle(v.clone()),
+        "",
+        &[Category::Telemetry, Category::PreciseLocation],
+        &["map_improvement"],
+    )
+    .await;
     assert_eq!(event.channel, Channel::VehicleHmi as i32);
     assert_eq!(event.actor.as_ref().unwrap().principal, "vehicle");
     // Counted the moment the grant is durable, before the follower reads it back.
@@ -200,21 +211,23 @@ async fn a_new_view_replays_the_topic_in_order_and_history_shows_every_event() {
     let bus = bus(1000);
     let ledger = ledger(&bus).await;
     let op = operator();
-    ledger
-        .grant(
-            &op,
-            grant(VIN, "", &[Category::CameraFrames], &["road_imagery"]),
-        )
-        .await
-        .unwrap();
+    granted(
+        &ledger,
+        &op,
+        "",
+        &[Category::CameraFrames],
+        &["road_imagery"],
+    )
+    .await;
     ledger.withdraw(&op, withdraw(VIN, &[], &[])).await.unwrap();
-    ledger
-        .grant(
-            &op,
-            grant(VIN, "", &[Category::Telemetry], &["driving_statistics"]),
-        )
-        .await
-        .unwrap();
+    granted(
+        &ledger,
+        &op,
+        "",
+        &[Category::Telemetry],
+        &["driving_statistics"],
+    )
+    .await;
 
     let replayed = ConsentView::on_memory_bus(&bus, TOPIC, options())
         .await
@@ -278,10 +291,7 @@ async fn the_latest_event_alone_carries_the_state_so_compaction_keeps_enough() {
     let ledger = ledger(&bus).await;
     let op = operator();
     for purpose in ["driving_statistics", "map_improvement", "road_imagery"] {
-        ledger
-            .grant(&op, grant(VIN, "", &[Category::Telemetry], &[purpose]))
-            .await
-            .unwrap();
+        granted(&ledger, &op, "", &[Category::Telemetry], &[purpose]).await;
     }
     ledger
         .withdraw(
@@ -292,10 +302,7 @@ async fn the_latest_event_alone_carries_the_state_so_compaction_keeps_enough() {
         .unwrap();
     // The partition holds two records: each grant above waited until the ledger's view
     // had read and committed the older ones, so the bus could compact them away.
-    ledger
-        .grant(&op, grant(VIN, "", &[Category::Voice], &["road_imagery"]))
-        .await
-        .unwrap();
+    granted(&ledger, &op, "", &[Category::Voice], &["road_imagery"]).await;
 
     let late = ConsentView::on_memory_bus(&bus, TOPIC, options())
         .await
@@ -329,25 +336,27 @@ async fn a_driver_profile_needs_its_own_consent_and_the_vehicles() {
     let view = ledger.view();
     let v = vin(VIN);
     let me = Principal::Vehicle(v.clone());
-    ledger
-        .grant(
-            &me,
-            grant(VIN, "driver-2", &[Category::CabinCamera], &["road_imagery"]),
-        )
-        .await
-        .unwrap();
+    granted(
+        &ledger,
+        &me,
+        "driver-2",
+        &[Category::CabinCamera],
+        &["road_imagery"],
+    )
+    .await;
     assert!(
         !view.allows(&v, Some("driver-2"), Category::CabinCamera, None),
         "the vehicle (its owner) has not consented"
     );
     assert!(!view.allows(&v, None, Category::CabinCamera, None));
-    ledger
-        .grant(
-            &me,
-            grant(VIN, "", &[Category::CabinCamera], &["road_imagery"]),
-        )
-        .await
-        .unwrap();
+    granted(
+        &ledger,
+        &me,
+        "",
+        &[Category::CabinCamera],
+        &["road_imagery"],
+    )
+    .await;
     assert!(view.allows(&v, Some("driver-2"), Category::CabinCamera, None));
     assert!(!view.allows(&v, Some("driver-3"), Category::CabinCamera, None));
     let states = ledger
@@ -374,17 +383,18 @@ async fn a_stale_event_on_the_topic_is_restated_by_a_ledger() {
     let stop = CancellationToken::new();
     tokio::spawn(ledger.clone().restate_conflicts(stop.clone()));
     let op = operator();
-    let granted = ledger
-        .grant(
-            &op,
-            grant(VIN, "", &[Category::Telemetry], &["driving_statistics"]),
-        )
-        .await
-        .unwrap();
+    let telemetry = granted(
+        &ledger,
+        &op,
+        "",
+        &[Category::Telemetry],
+        &["driving_statistics"],
+    )
+    .await;
     ledger.withdraw(&op, withdraw(VIN, &[], &[])).await.unwrap();
     // Another gateway that had not seen the withdrawal grants voice from the state after
     // the grant: its event carries telemetry as still granted.
-    let mut stale = granted.clone();
+    let mut stale = telemetry.clone();
     stale.event_id = "ce-stale".into();
     stale.change = Some(consent_event::Change::Granted(
         inland_consent::proto::Granted {
@@ -432,13 +442,14 @@ async fn a_record_that_is_not_a_consent_event_denies_its_subject() {
     let bus = bus(1000);
     let ledger = ledger(&bus).await;
     let v = vin(VIN);
-    ledger
-        .grant(
-            &operator(),
-            grant(VIN, "", &[Category::Telemetry], &["driving_statistics"]),
-        )
-        .await
-        .unwrap();
+    granted(
+        &ledger,
+        &operator(),
+        "",
+        &[Category::Telemetry],
+        &["driving_statistics"],
+    )
+    .await;
     bus.send(
         TOPIC,
         Record {
@@ -458,13 +469,14 @@ async fn a_record_that_is_not_a_consent_event_denies_its_subject() {
         .unwrap();
     assert!(!fresh.allows(&v, None, Category::Telemetry, None));
     // A valid event restores the subject.
-    ledger
-        .grant(
-            &operator(),
-            grant(VIN, "", &[Category::Telemetry], &["driving_statistics"]),
-        )
-        .await
-        .unwrap();
+    granted(
+        &ledger,
+        &operator(),
+        "",
+        &[Category::Telemetry],
+        &["driving_statistics"],
+    )
+    .await;
     eventually(&fresh, |view| {
         view.allows(&v, None, Category::Telemetry, None)
     })
@@ -530,22 +542,15 @@ async fn purposes_are_those_the_vehicle_and_its_driver_profile_both_granted() {
         "default deny"
     );
     let both = ["driving_statistics", "map_improvement"];
-    ledger
-        .grant(&me, grant(VIN, "", &[Category::Telemetry], &both))
-        .await
-        .unwrap();
-    ledger
-        .grant(
-            &me,
-            grant(
-                VIN,
-                "driver-2",
-                &[Category::Telemetry],
-                &["map_improvement"],
-            ),
-        )
-        .await
-        .unwrap();
+    granted(&ledger, &me, "", &[Category::Telemetry], &both).await;
+    granted(
+        &ledger,
+        &me,
+        "driver-2",
+        &[Category::Telemetry],
+        &["map_improvement"],
+    )
+    .await;
     assert_eq!(purposes_of(None, Category::Telemetry), both);
     assert_eq!(
         purposes_of(Some("driver-2"), Category::Telemetry),

@@ -323,6 +323,30 @@ fn spawn_stage(
     (shutdown, task)
 }
 
+/// Waits (a minute at most) until `group` has committed each of `input`'s partitions up
+/// to its end.
+async fn until_committed_to_end(group: &str, input: &str, partitions: i32, failure: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while offsets(group, input, partitions)
+        .iter()
+        .any(|(c, end)| *c != Some(*end))
+    {
+        assert!(Instant::now() < deadline, "{failure}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The output topic holds exactly `expected`, once each.
+async fn assert_output(kafka: &KafkaConfig, output: &str, expected: &BTreeSet<String>) {
+    let out = payloads(
+        &read(kafka, output, Duration::from_secs(30), |got| {
+            payloads(got) == *expected
+        })
+        .await,
+    );
+    assert_eq!(out, *expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Kafka broker: scripts/kafka.sh start, then INLAND_KAFKA_BOOTSTRAP=127.0.0.1:9092 cargo test -- --ignored"]
 async fn a_kafka_stage_killed_mid_stream_loses_nothing() {
@@ -382,26 +406,16 @@ async fn a_kafka_stage_killed_mid_stream_loses_nothing() {
         delay: Duration::ZERO,
     };
     let (shutdown, task) = spawn_stage(&kafka, &group, &input, fast);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while offsets(&group, &input, 3)
-        .iter()
-        .any(|(c, end)| *c != Some(*end))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the restarted stage did not commit everything"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_committed_to_end(
+        &group,
+        &input,
+        3,
+        "the restarted stage did not commit everything",
+    )
+    .await;
     shutdown.cancel();
     task.await.unwrap().unwrap();
-    let out = payloads(
-        &read(&kafka, &output, Duration::from_secs(30), |got| {
-            payloads(got) == expected
-        })
-        .await,
-    );
-    assert_eq!(out, expected);
+    assert_output(&kafka, &output, &expected).await;
     delete_topics(&[&input, &output]).await;
 }
 
@@ -442,26 +456,16 @@ async fn offsets_wait_for_outputs_to_be_durable() {
     );
 
     kafka.ensure_topics(&[spec(&output, 2)]).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while offsets(&group, &input, 2)
-        .iter()
-        .any(|(c, end)| *c != Some(*end))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the stage did not recover once the topic existed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_committed_to_end(
+        &group,
+        &input,
+        2,
+        "the stage did not recover once the topic existed",
+    )
+    .await;
     shutdown.cancel();
     task.await.unwrap().unwrap();
-    let out = payloads(
-        &read(&kafka, &output, Duration::from_secs(30), |got| {
-            payloads(got) == expected
-        })
-        .await,
-    );
-    assert_eq!(out, expected);
+    assert_output(&kafka, &output, &expected).await;
     delete_topics(&[&input, &output]).await;
 }
 
