@@ -12,7 +12,9 @@ const PROTOS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not baked in when it is built: a target directory shared
+    // by several checkouts reuses one build script for all of them.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let fds = protox::compile(PROTOS, [&root])?;
     std::fs::write(out.join("inland_descriptor.bin"), fds.encode_to_vec())?;
