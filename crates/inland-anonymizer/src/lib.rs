@@ -16,7 +16,8 @@
 //! - [`ErasureStage`]: for every consent withdrawal, the vehicle's pseudonyms under every
 //!   key epoch go to `inland.erasure.v1`, for the archiver to erase.
 //! - [`Anonymized`]: the only form in which a record may reach the archive; built by this
-//!   crate alone, or checked by [`Anonymized::decode_from_topic`].
+//!   crate alone, or checked by [`Anonymized::decode_from_topic`]; telemetry can be read
+//!   in place with the same checks ([`Anonymized::read_from_topic`], [`TelemetryView`]).
 //!
 //! Frames: with `frames = "anonymize"` (the default) the stage loads inland-vision's models
 //! at start and refuses to start without them; telemetry-only operation is the explicit
@@ -31,6 +32,7 @@ pub mod metrics;
 mod purpose;
 mod record;
 mod stage;
+mod view;
 mod wire;
 
 pub use erasure::ErasureStage;
@@ -42,3 +44,5 @@ pub use purpose::{
 };
 pub use record::{Anonymized, RECORD_ID_HEADER, SCHEMA_HEADER, TRACEPARENT_HEADER};
 pub use stage::{AnonymizerConfig, AnonymizerStage, FramesMode};
+pub use view::{FromTopic, TelemetrySample, TelemetryView};
+pub use wire::Value as SampleValue;

@@ -424,6 +424,11 @@ pub fn looks_like_identifier(text: &str) -> bool {
     let long_alnum = bytes
         .split(|b| !b.is_ascii_alphanumeric())
         .any(|run| run.len() >= 17);
+    // A phone number has 7 digits, an IPv4 address 4, an IPv6 address colons: most text
+    // (every purpose name) has none of them, and is done here.
+    if !bytes.contains(&b':') && bytes.iter().filter(|b| b.is_ascii_digit()).count() < 4 {
+        return long_alnum;
+    }
     // Digits with phone separators: +86 138-0013-8000, (010) 6552 9988.
     let phone = bytes
         .split(|b| !(b.is_ascii_digit() || b" +-.()/".contains(b)))

@@ -52,24 +52,11 @@ impl Anonymized {
     /// record id, or contents that could identify a vehicle or a person (see the module
     /// docs).
     pub fn decode_from_topic(record: &Record) -> Result<Self, Error> {
-        let bad = |why: &str| Error::NotAnonymized(why.to_owned());
-        if record.header(SCHEMA_HEADER).map(|s| &s[..]) != Some(ANONYMIZED_RECORD_SCHEMA.as_bytes())
-        {
-            return Err(bad(
-                "the inland-schema header is not inland.pipeline.v1.AnonymizedRecord",
-            ));
-        }
+        check_schema(record)?;
         let decoded = AnonymizedRecord::decode(record.payload.clone())
-            .map_err(|_| bad("the payload is not an AnonymizedRecord"))?;
-        verify(&decoded).map_err(bad)?;
-        if record.key != decoded.pseudonym.as_bytes() {
-            return Err(bad("the key is not the record's pseudonym"));
-        }
-        let record_id = record
-            .header(RECORD_ID_HEADER)
-            .and_then(|id| std::str::from_utf8(id).ok())
-            .filter(|id| is_hash(id))
-            .ok_or_else(|| bad("no inland-record-id header of 32 hex digits"))?;
+            .map_err(|_| not_anonymized(NOT_A_RECORD))?;
+        verify(&decoded).map_err(not_anonymized)?;
+        let record_id = check_key_and_id(record, &decoded.pseudonym)?;
         Ok(Self {
             record: decoded,
             record_id: record_id.to_owned(),
@@ -170,38 +157,86 @@ fn is_hash(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+pub(crate) fn not_anonymized(why: &str) -> Error {
+    Error::NotAnonymized(why.to_owned())
+}
+
+pub(crate) const NOT_A_RECORD: &str = "the payload is not an AnonymizedRecord";
+
+/// The first check on a record from the topic: its schema header.
+pub(crate) fn check_schema(record: &Record) -> Result<(), Error> {
+    if record.header(SCHEMA_HEADER).map(|s| &s[..]) != Some(ANONYMIZED_RECORD_SCHEMA.as_bytes()) {
+        return Err(not_anonymized(
+            "the inland-schema header is not inland.pipeline.v1.AnonymizedRecord",
+        ));
+    }
+    Ok(())
+}
+
+/// The last checks: the record is keyed by its pseudonym and names its record id, which
+/// is returned.
+pub(crate) fn check_key_and_id<'r>(record: &'r Record, pseudonym: &str) -> Result<&'r str, Error> {
+    if record.key != pseudonym.as_bytes() {
+        return Err(not_anonymized("the key is not the record's pseudonym"));
+    }
+    record
+        .header(RECORD_ID_HEADER)
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .filter(|id| is_hash(id))
+        .ok_or_else(|| not_anonymized("no inland-record-id header of 32 hex digits"))
+}
+
 /// The checks `decode_from_topic` makes on the contents.
 fn verify(record: &AnonymizedRecord) -> Result<(), &'static str> {
-    if !is_hash(&record.pseudonym) {
-        return Err("the pseudonym is not 32 lower-case hex digits");
-    }
-    if record.purpose.is_empty() || looks_like_identifier(&record.purpose) {
-        return Err("no valid purpose");
-    }
+    verify_labels(&record.pseudonym, &record.purpose)?;
     match &record.payload {
         None => Err("no payload"),
         Some(anonymized_record::Payload::Telemetry(t)) => {
             if t.samples.is_empty() {
-                return Err("a telemetry record without samples");
+                return Err(NO_SAMPLES);
             }
-            for s in &t.samples {
-                match vss::lookup(&s.path) {
-                    None => return Err("a sample of a signal outside the VSS catalog"),
-                    Some(signal) if signal.sensitivity == Sensitivity::Identifier => {
-                        return Err("an identifier signal");
-                    }
-                    Some(_) => {}
-                }
-                if let Some(sample::Value::StringValue(text)) = &s.value
-                    && looks_like_identifier(text)
-                {
-                    return Err("a string value that looks like an identifier");
-                }
-            }
-            Ok(())
+            t.samples.iter().try_for_each(|s| {
+                let text = match &s.value {
+                    Some(sample::Value::StringValue(text)) => Some(text.as_str()),
+                    _ => None,
+                };
+                verify_sample(vss::lookup(&s.path), text)
+            })
         }
         Some(anonymized_record::Payload::Frame(frame)) => verify_frame(frame),
     }
+}
+
+pub(crate) const NO_SAMPLES: &str = "a telemetry record without samples";
+
+/// A keyed pseudonym, and a purpose that names no one.
+pub(crate) fn verify_labels(pseudonym: &str, purpose: &str) -> Result<(), &'static str> {
+    if !is_hash(pseudonym) {
+        return Err("the pseudonym is not 32 lower-case hex digits");
+    }
+    if purpose.is_empty() || looks_like_identifier(purpose) {
+        return Err("no valid purpose");
+    }
+    Ok(())
+}
+
+/// A sample of a catalog `signal` that is not an identifier, whose string value (`text`),
+/// if it has one, does not look like one.
+pub(crate) fn verify_sample(
+    signal: Option<&vss::Signal>,
+    text: Option<&str>,
+) -> Result<(), &'static str> {
+    match signal {
+        None => return Err("a sample of a signal outside the VSS catalog"),
+        Some(signal) if signal.sensitivity == Sensitivity::Identifier => {
+            return Err("an identifier signal");
+        }
+        Some(_) => {}
+    }
+    if text.is_some_and(looks_like_identifier) {
+        return Err("a string value that looks like an identifier");
+    }
+    Ok(())
 }
 
 fn verify_frame(frame: &AnonymizedFrame) -> Result<(), &'static str> {

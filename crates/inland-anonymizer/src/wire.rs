@@ -18,6 +18,7 @@ use bytes::{BufMut, Bytes};
 use inland_core::vss;
 use inland_proto::Timestamp;
 use inland_proto::ingest::v1::CameraFrame;
+use inland_proto::pipeline::v1::AnonymizedFrame;
 use prost::encoding::{DecodeContext, WireType, encoded_len_varint};
 
 /// Nesting levels prost allows (its `RECURSION_LIMIT`): a top-level field gets all of them,
@@ -52,7 +53,7 @@ pub(crate) struct SampleView<'a> {
 /// A sample's value (`inland.ingest.v1.Sample.value`), strings borrowed.
 #[derive(Clone, Copy)]
 #[cfg_attr(test, derive(Debug))]
-pub(crate) enum Value<'a> {
+pub enum Value<'a> {
     Bool(bool),
     Int(i64),
     Uint(u64),
@@ -61,9 +62,9 @@ pub(crate) enum Value<'a> {
     String(&'a str),
 }
 
-#[cfg(test)]
 impl Value<'_> {
-    pub(crate) fn to_proto(self) -> inland_proto::ingest::v1::sample::Value {
+    /// The value as prost's type, owning its string.
+    pub fn to_proto(self) -> inland_proto::ingest::v1::sample::Value {
         use inland_proto::ingest::v1::sample::Value as V;
         match self {
             Value::Bool(v) => V::BoolValue(v),
@@ -121,6 +122,66 @@ pub(crate) fn read_raw_record(mut buf: &[u8]) -> Option<RawRecordView<'_>> {
                 };
                 message(wire_type, &mut frame, buf)?;
                 record.payload = Some(Payload::Frame(frame));
+            }
+            _ => skip(wire_type, tag, buf, NESTING_LIMIT)?,
+        }
+    }
+    Some(record)
+}
+
+/// An `AnonymizedRecord`, read in place. No `Debug`: nothing here may reach a log.
+pub(crate) struct AnonymizedView<'a> {
+    pub(crate) pseudonym: &'a str,
+    pub(crate) key_epoch: u32,
+    pub(crate) purpose: &'a str,
+    pub(crate) recorded_at: Option<Timestamp>,
+    pub(crate) payload: Option<AnonymizedPayload<'a>>,
+}
+
+pub(crate) enum AnonymizedPayload<'a> {
+    Telemetry(Vec<SampleView<'a>>),
+    /// Well-formed, as prost decodes it, but not kept: frames are decoded by prost itself.
+    Frame,
+}
+
+/// Reads an `AnonymizedRecord` (the archiver's telemetry); `None` when prost would refuse
+/// to decode it.
+pub(crate) fn read_anonymized_record(mut buf: &[u8]) -> Option<AnonymizedView<'_>> {
+    let buf = &mut buf;
+    let mut record = AnonymizedView {
+        pseudonym: "",
+        key_epoch: 0,
+        purpose: "",
+        recorded_at: None,
+        payload: None,
+    };
+    while !buf.is_empty() {
+        let (tag, wire_type) = key(buf)?;
+        match tag {
+            1 => record.pseudonym = string(wire_type, buf)?,
+            // prost's uint32: a varint, truncated.
+            2 if wire_type == WireType::Varint => record.key_epoch = varint(buf)? as u32,
+            2 => return None,
+            3 => record.purpose = string(wire_type, buf)?,
+            4 => message(
+                wire_type,
+                record.recorded_at.get_or_insert_with(Timestamp::default),
+                buf,
+            )?,
+            // The oneof, as in `read_raw_record`.
+            10 => {
+                let mut samples = match record.payload.take() {
+                    Some(AnonymizedPayload::Telemetry(samples)) => samples,
+                    _ => Vec::new(),
+                };
+                telemetry_batch(wire_type, buf, NESTING_LIMIT, &mut samples)?;
+                record.payload = Some(AnonymizedPayload::Telemetry(samples));
+            }
+            11 => {
+                // Each field on its own: whether prost accepts a merge does not depend on
+                // what it merges into.
+                message(wire_type, &mut AnonymizedFrame::default(), buf)?;
+                record.payload = Some(AnonymizedPayload::Frame);
             }
             _ => skip(wire_type, tag, buf, NESTING_LIMIT)?,
         }
@@ -649,7 +710,7 @@ fn encode_timestamp(t: &Timestamp, buf: &mut impl BufMut) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use inland_proto::ingest::v1::{Sample, TelemetryBatch, sample};
     use inland_proto::pipeline::v1::{
         AnonymizedRecord, AnonymizedTelemetry, RawRecord, anonymized_record, raw_record,
@@ -711,17 +772,17 @@ mod tests {
         })
     }
 
-    fn varint_bytes(value: u64) -> Vec<u8> {
+    pub(crate) fn varint_bytes(value: u64) -> Vec<u8> {
         let mut out = Vec::new();
         prost::encoding::encode_varint(value, &mut out);
         out
     }
 
-    fn key_bytes(tag: u32, wire_type: u8) -> Vec<u8> {
+    pub(crate) fn key_bytes(tag: u32, wire_type: u8) -> Vec<u8> {
         varint_bytes(u64::from(tag) << 3 | u64::from(wire_type))
     }
 
-    fn delimited(tag: u32, body: &[u8]) -> Vec<u8> {
+    pub(crate) fn delimited(tag: u32, body: &[u8]) -> Vec<u8> {
         [
             key_bytes(tag, 2),
             varint_bytes(body.len() as u64),
@@ -731,7 +792,7 @@ mod tests {
     }
 
     /// Varints of every length, some overlong (still valid) or too long (not).
-    fn any_varint() -> impl Strategy<Value = Vec<u8>> {
+    pub(crate) fn any_varint() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![
             (0u32..64)
                 .prop_flat_map(|bits| 0..=u64::MAX >> (63 - bits))
@@ -755,7 +816,7 @@ mod tests {
     }
 
     /// A field of any tag and wire type, with a plausible or random body.
-    fn any_field(tags: Vec<u32>, depth: u32) -> BoxedStrategy<Vec<u8>> {
+    pub(crate) fn any_field(tags: Vec<u32>, depth: u32) -> BoxedStrategy<Vec<u8>> {
         let tag = proptest::sample::select(tags.clone());
         let leaf = prop_oneof![
             (tag.clone(), any_varint()).prop_map(|(t, v)| [key_bytes(t, 0), v].concat()),
@@ -782,7 +843,7 @@ mod tests {
         prop_oneof![4 => leaf, 1 => group].boxed()
     }
 
-    fn timestamp_bytes() -> impl Strategy<Value = Vec<u8>> {
+    pub(crate) fn timestamp_bytes() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![
             (any::<i64>(), any::<i32>())
                 .prop_map(|(seconds, nanos)| Timestamp { seconds, nanos }.encode_to_vec()),
@@ -790,7 +851,7 @@ mod tests {
         ]
     }
 
-    fn path_bytes() -> impl Strategy<Value = Vec<u8>> {
+    pub(crate) fn path_bytes() -> impl Strategy<Value = Vec<u8>> {
         let known: Vec<Vec<u8>> = vss::catalog()
             .iter()
             .map(|s| s.path.as_bytes().to_vec())
@@ -802,7 +863,7 @@ mod tests {
         ]
     }
 
-    fn sample_field() -> impl Strategy<Value = Vec<u8>> {
+    pub(crate) fn sample_field() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![
             3 => path_bytes().prop_map(|p| delimited(1, &p)),
             3 => timestamp_bytes().prop_map(|t| delimited(2, &t)),
@@ -815,36 +876,20 @@ mod tests {
         ]
     }
 
-    /// Records as prost writes them, and the same with fields repeated, reordered, of the
-    /// wrong wire type, unknown, truncated or flipped.
-    fn raw_bytes() -> impl Strategy<Value = Vec<u8>> {
+    /// A `TelemetryBatch` (or `AnonymizedTelemetry`) body: samples, and stray fields.
+    pub(crate) fn batch_bytes() -> impl Strategy<Value = Vec<u8>> {
         let sample = proptest::collection::vec(sample_field(), 0..6).prop_map(|f| f.concat());
-        let batch = proptest::collection::vec(
+        proptest::collection::vec(
             prop_oneof![4 => sample.prop_map(|s| delimited(1, &s)), 1 => any_field(vec![1, 2], 1)],
             0..5,
         )
-        .prop_map(|f| f.concat());
-        let frame = (".{0,4}", any::<[u8; 3]>()).prop_map(|(camera_id, jpeg)| {
-            CameraFrame {
-                camera_id,
-                jpeg: jpeg.to_vec().into(),
-                ..CameraFrame::default()
-            }
-            .encode_to_vec()
-        });
-        let top_field = prop_oneof![
-            1 => "[A-Z0-9]{17}".prop_map(|v| delimited(2, v.as_bytes())),
-            1 => ".{0,8}".prop_map(|m| delimited(1, m.as_bytes())),
-            1 => Just(delimited(1, b"\xff")),
-            1 => (3u32..=4, timestamp_bytes()).prop_map(|(t, b)| delimited(t, &b)),
-            1 => (5u32..=6, "[a-z_]{0,12}").prop_map(|(t, p)| delimited(t, p.as_bytes())),
-            1 => (5u32..=6).prop_map(|t| delimited(t, b"road_\xffimagery")),
-            4 => batch.prop_map(|b| delimited(10, &b)),
-            1 => frame.prop_map(|f| delimited(11, &f)),
-            1 => any_field(vec![1, 2, 3, 4, 5, 6, 10, 11, 12], 2),
-        ];
+        .prop_map(|f| f.concat())
+    }
+
+    /// Records of up to 6 `fields`, some with a byte flipped or cut short.
+    pub(crate) fn mangled(field: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
         (
-            proptest::collection::vec(top_field, 0..7),
+            proptest::collection::vec(field, 0..7),
             any::<Option<(prop::sample::Index, u8)>>(),
             any::<Option<prop::sample::Index>>(),
         )
@@ -859,6 +904,30 @@ mod tests {
                 }
                 bytes
             })
+    }
+
+    /// Records as prost writes them, and the same with fields repeated, reordered, of the
+    /// wrong wire type, unknown, truncated or flipped.
+    fn raw_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let frame = (".{0,4}", any::<[u8; 3]>()).prop_map(|(camera_id, jpeg)| {
+            CameraFrame {
+                camera_id,
+                jpeg: jpeg.to_vec().into(),
+                ..CameraFrame::default()
+            }
+            .encode_to_vec()
+        });
+        mangled(prop_oneof![
+            1 => "[A-Z0-9]{17}".prop_map(|v| delimited(2, v.as_bytes())),
+            1 => ".{0,8}".prop_map(|m| delimited(1, m.as_bytes())),
+            1 => Just(delimited(1, b"\xff")),
+            1 => (3u32..=4, timestamp_bytes()).prop_map(|(t, b)| delimited(t, &b)),
+            1 => (5u32..=6, "[a-z_]{0,12}").prop_map(|(t, p)| delimited(t, p.as_bytes())),
+            1 => (5u32..=6).prop_map(|t| delimited(t, b"road_\xffimagery")),
+            4 => batch_bytes().prop_map(|b| delimited(10, &b)),
+            1 => frame.prop_map(|f| delimited(11, &f)),
+            1 => any_field(vec![1, 2, 3, 4, 5, 6, 10, 11, 12], 2),
+        ])
     }
 
     proptest! {
@@ -901,7 +970,7 @@ mod tests {
     /// A string value too long for a sample to be put together on the stack.
     static LONG_TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "x".repeat(300));
 
-    fn any_value() -> impl Strategy<Value = Value<'static>> {
+    pub(crate) fn any_value() -> impl Strategy<Value = Value<'static>> {
         prop_oneof![
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::Int),
