@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use bytes::Bytes;
-use inland_anonymizer::Anonymized;
+use inland_anonymizer::{Anonymized, FromTopic};
 use inland_datasets::Dataset;
 use inland_proto::pipeline::v1::anonymized_record::Payload;
 use inland_stage::Consumed;
@@ -15,7 +15,7 @@ use crate::keys::{BatchName, frame_key, hour_of, valid_time};
 use crate::requests::Erasures;
 use crate::tables::consent::{self, ConsentRow};
 use crate::tables::frames::{self, FrameRow};
-use crate::tables::telemetry::{Rows, TelemetryTable};
+use crate::tables::telemetry::{TelemetryRecord, TelemetryTable};
 use crate::tables::{Reject, millis};
 use crate::{Error, files};
 
@@ -103,27 +103,70 @@ struct Hour {
     frames: Vec<FrameRow>,
 }
 
-/// An anonymized record ready to be added: the only way in is an [`Anonymized`], so a
-/// record that is not provably anonymized is never written.
-pub(crate) struct Ready {
-    anonymized: Anonymized,
-    /// Telemetry: its rows, placed. Frames: the frame's time.
-    placed: Placed,
-}
-
-enum Placed {
-    Telemetry(Rows),
-    Frame { time_ms: i64 },
+/// An anonymized record ready to be added. The only ways in are an [`Anonymized`] and an
+/// [`inland_anonymizer::TelemetryView`], so a record that is not provably anonymized is
+/// never written.
+pub(crate) enum Ready {
+    /// Its rows, placed.
+    Telemetry(TelemetryRecord),
+    Frame {
+        anonymized: Anonymized,
+        time_ms: i64,
+    },
 }
 
 impl Ready {
     /// The earliest time of its rows, which an erasure request's time is compared with.
     fn earliest_ms(&self) -> Option<i64> {
-        match &self.placed {
-            Placed::Telemetry(rows) => rows.earliest_ms(),
-            Placed::Frame { time_ms } => Some(*time_ms),
+        match self {
+            Ready::Telemetry(rows) => rows.earliest_ms(),
+            Ready::Frame { time_ms, .. } => Some(*time_ms),
         }
     }
+
+    fn pseudonym(&self) -> &str {
+        match self {
+            Ready::Telemetry(rows) => &rows.pseudonym,
+            Ready::Frame { anonymized, .. } => &anonymized.record().pseudonym,
+        }
+    }
+
+    /// What redeliveries are recognised by: the upload's record id, and the purpose.
+    fn id(&self) -> (&str, &str) {
+        match self {
+            Ready::Telemetry(rows) => (&rows.record_id, &rows.purpose),
+            Ready::Frame { anonymized, .. } => {
+                (anonymized.record_id(), &anonymized.record().purpose)
+            }
+        }
+    }
+}
+
+/// The time of an anonymized frame record, checked.
+fn frame_time(anonymized: &Anonymized) -> Result<i64, Reject> {
+    let record = anonymized.record();
+    let Some(Payload::Frame(frame)) = &record.payload else {
+        return Err(Reject {
+            label: "no_payload",
+            reason: "the record has no payload".into(),
+        });
+    };
+    let time_ms = frame
+        .captured_at
+        .as_ref()
+        .or(record.recorded_at.as_ref())
+        .map(millis)
+        .ok_or(Reject {
+            label: "no_time",
+            reason: "a frame without captured_at in a record without recorded_at".into(),
+        })?;
+    if !valid_time(time_ms) {
+        return Err(Reject {
+            label: "bad_time",
+            reason: "a frame time outside the representable range".into(),
+        });
+    }
+    Ok(time_ms)
 }
 
 impl Kind for Archive {
@@ -131,42 +174,17 @@ impl Kind for Archive {
     type Prepared = Result<Ready, Reject>;
 
     fn prepare(consumed: &Consumed) -> Self::Prepared {
-        let anonymized = Anonymized::decode_from_topic(&consumed.record).map_err(|e| Reject {
+        let read = Anonymized::read_from_topic(&consumed.record).map_err(|e| Reject {
             label: "not_anonymized",
             reason: e.to_string(),
         })?;
-        let record = anonymized.record();
-        let placed = match &record.payload {
-            Some(Payload::Telemetry(telemetry)) => {
-                Placed::Telemetry(Rows::new(record, &telemetry.samples)?)
-            }
-            Some(Payload::Frame(frame)) => {
-                let time_ms = frame
-                    .captured_at
-                    .as_ref()
-                    .or(record.recorded_at.as_ref())
-                    .map(millis)
-                    .ok_or(Reject {
-                        label: "no_time",
-                        reason: "a frame without captured_at in a record without recorded_at"
-                            .into(),
-                    })?;
-                if !valid_time(time_ms) {
-                    return Err(Reject {
-                        label: "bad_time",
-                        reason: "a frame time outside the representable range".into(),
-                    });
-                }
-                Placed::Frame { time_ms }
-            }
-            None => {
-                return Err(Reject {
-                    label: "no_payload",
-                    reason: "the record has no payload".into(),
-                });
-            }
-        };
-        Ok(Ready { anonymized, placed })
+        match read {
+            FromTopic::Telemetry(view) => Ok(Ready::Telemetry(TelemetryRecord::new(&view)?)),
+            FromTopic::Frame(anonymized) => Ok(Ready::Frame {
+                time_ms: frame_time(&anonymized)?,
+                anonymized,
+            }),
+        }
     }
 
     fn add(
@@ -181,14 +199,13 @@ impl Kind for Archive {
             Ok(ready) => ready,
             Err(reject) => return Added::Rejected(reject),
         };
-        let record = ready.anonymized.record();
         if ready
             .earliest_ms()
-            .is_some_and(|t| erasures.covers(&record.pseudonym, t))
+            .is_some_and(|t| erasures.covers(ready.pseudonym(), t))
         {
-            match &ready.placed {
-                Placed::Telemetry(rows) => tables.erased_telemetry.extend(rows.hours()),
-                Placed::Frame { time_ms } => {
+            match &ready {
+                Ready::Telemetry(rows) => tables.erased_telemetry.extend(rows.hours()),
+                Ready::Frame { time_ms, .. } => {
                     let hour = hour_of(*time_ms);
                     tables.erased_frame_hours.insert(hour);
                     let (topic, partition) = (&consumed.topic, consumed.partition);
@@ -198,20 +215,28 @@ impl Kind for Archive {
             }
             return Added::Erased;
         }
-        if !recent.insert(ready.anonymized.record_id(), &record.purpose) {
+        let (record_id, purpose) = ready.id();
+        if !recent.insert(record_id, purpose) {
             return Added::Duplicate;
         }
-        let bytes = match (&ready.placed, &record.payload) {
-            (Placed::Telemetry(rows), Some(Payload::Telemetry(telemetry))) => {
+        let bytes = match &ready {
+            Ready::Telemetry(rows) => {
                 let mut bytes = 0;
                 for hour in rows.hours() {
                     let h = tables.hours.entry(hour).or_default();
-                    bytes += rows.append(hour, record, &telemetry.samples, &mut h.telemetry);
+                    bytes += rows.append(hour, &mut h.telemetry);
                     h.telemetry_sources.push(source);
                 }
                 bytes
             }
-            (Placed::Frame { time_ms }, Some(Payload::Frame(frame))) => {
+            Ready::Frame {
+                anonymized,
+                time_ms,
+            } => {
+                let record = anonymized.record();
+                let Some(Payload::Frame(frame)) = &record.payload else {
+                    unreachable!("prepare checked the payload is a frame");
+                };
                 let hour = hour_of(*time_ms);
                 let key = frame_key(&consumed.topic, consumed.partition, consumed.offset, hour);
                 let row = FrameRow::new(record, frame, *time_ms, key.clone(), source);
@@ -227,7 +252,6 @@ impl Kind for Archive {
                 });
                 bytes
             }
-            _ => unreachable!("prepare placed the record's own payload"),
         };
         Added::Archived { bytes }
     }

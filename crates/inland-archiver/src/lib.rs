@@ -16,9 +16,10 @@
 //!
 //! # What is written
 //!
-//! A record reaches the archive only as an [`inland_anonymizer::Anonymized`], which
-//! `Anonymized::decode_from_topic` alone produces from a topic record after checking it;
-//! anything else is dead-lettered (`inland.deadletter.v1`, with the `inland-dlq-*` headers
+//! A record reaches the archive only as an [`inland_anonymizer::Anonymized`] or, for
+//! telemetry, an [`inland_anonymizer::TelemetryView`] (read in place, with the same checks),
+//! which `Anonymized::read_from_topic` alone produces from a topic record after checking
+//! it; anything else is dead-lettered (`inland.deadletter.v1`, with the `inland-dlq-*` headers
 //! of inland-stage) and committed like the rest. Telemetry becomes rows of
 //! `dataset=telemetry` (one per sample instant, see `tables::telemetry`); a frame becomes a
 //! JPEG object under `dataset=frames/` and a row of `dataset=frame_index`; a consent record

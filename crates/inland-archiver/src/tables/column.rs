@@ -31,6 +31,10 @@ impl<T> Default for Sparse<T> {
 }
 
 impl<T> Sparse<T> {
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     fn push(&mut self, row: u32, value: T) {
         self.rows.push(row);
         self.values.push(value);
@@ -132,6 +136,24 @@ impl Column {
             _ => return 0,
         }
         row_bytes + 8
+    }
+
+    /// Whether no row has a value.
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            Self::Bool(c) => c.is_empty(),
+            Self::Utf8(c) => c.is_empty(),
+            Self::I8(c) => c.is_empty(),
+            Self::I16(c) => c.is_empty(),
+            Self::I32(c) => c.is_empty(),
+            Self::I64(c) => c.is_empty(),
+            Self::U8(c) => c.is_empty(),
+            Self::U16(c) => c.is_empty(),
+            Self::U32(c) => c.is_empty(),
+            Self::U64(c) => c.is_empty(),
+            Self::F32(c) => c.is_empty(),
+            Self::F64(c) => c.is_empty(),
+        }
     }
 
     /// The column as an array of `len` rows, null where it has no value.

@@ -10,15 +10,15 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow_array::RecordBatch;
 use arrow_array::builder::{
     Float64Builder, StringBuilder, TimestampMillisecondBuilder, UInt32Builder,
 };
+use arrow_array::{RecordBatch, new_null_array};
+use arrow_schema::DataType;
+use inland_anonymizer::{SampleValue, TelemetryView};
 use inland_core::vss::{self, Datatype};
-use inland_datasets::{Dataset, signal_columns};
-use inland_proto::ingest::v1::Sample;
+use inland_datasets::{Dataset, arrow_type, signal_columns};
 use inland_proto::ingest::v1::sample::Value;
-use inland_proto::pipeline::v1::AnonymizedRecord;
 
 use super::column::{Column, fits};
 use super::{Reject, millis};
@@ -51,8 +51,8 @@ struct Layout {
 }
 
 /// Memory of one row's fixed columns (pseudonym and purpose offsets, key epoch, time,
-/// latitude, longitude, grid_m, with validity), without the strings.
-const ROW_BYTES: usize = 4 + 4 + 4 + 8 + 9 + 9 + 5;
+/// latitude, longitude, with validity), without the strings.
+const ROW_BYTES: usize = 4 + 4 + 4 + 8 + 9 + 9;
 
 static LAYOUT: LazyLock<Layout> = LazyLock::new(|| {
     let signals: Vec<&vss::Signal> = signal_columns().collect();
@@ -84,7 +84,6 @@ pub(crate) struct TelemetryTable {
     time: TimestampMillisecondBuilder,
     latitude: Float64Builder,
     longitude: Float64Builder,
-    grid_m: UInt32Builder,
     signals: Vec<Column>,
     pub(crate) rows: usize,
 }
@@ -97,7 +96,6 @@ impl TelemetryTable {
             time: TimestampMillisecondBuilder::new().with_timezone("UTC"),
             latitude: Float64Builder::new(),
             longitude: Float64Builder::new(),
-            grid_m: UInt32Builder::new(),
             signals: LAYOUT.datatypes.iter().map(|d| Column::new(*d)).collect(),
             rows: 0,
         }
@@ -133,9 +131,17 @@ impl TelemetryTable {
             Arc::new(self.time.finish()),
             Arc::new(self.latitude.finish()),
             Arc::new(self.longitude.finish()),
-            Arc::new(self.grid_m.finish()),
+            new_null_array(&DataType::UInt32, self.rows),
         ];
-        columns.extend(self.signals.iter().map(|c| c.finish(self.rows)));
+        // Most signals are absent from most batches: their columns are all null, built
+        // without touching a value.
+        columns.extend(self.signals.iter().zip(&LAYOUT.datatypes).map(|(c, d)| {
+            if c.is_empty() {
+                new_null_array(&arrow_type(*d), self.rows)
+            } else {
+                c.finish(self.rows)
+            }
+        }));
         RecordBatch::try_new(Dataset::Telemetry.schema(), columns)
             .map_err(|e| Error::parquet("building a telemetry batch")(e.into()))
     }
@@ -149,20 +155,20 @@ struct Run {
     purpose_end: usize,
 }
 
-/// A sample ready to be placed: its time, slot and index in the record.
+/// A sample placed: its time, slot and value.
 struct Placed {
     time_ms: i64,
     slot: usize,
-    sample: usize,
+    value: Value,
 }
 
 /// Checks every sample of a telemetry record and places it, or says why the record
 /// cannot be archived (nothing of it is then written).
-fn place(record: &AnonymizedRecord, samples: &[Sample]) -> Result<Vec<Placed>, Reject> {
-    let fallback = record.recorded_at.as_ref().map(millis);
+fn place(view: &TelemetryView<'_>) -> Result<Vec<Placed>, Reject> {
+    let fallback = view.recorded_at().map(millis);
     let catalog = vss::catalog();
-    let mut placed = Vec::with_capacity(samples.len());
-    for (i, s) in samples.iter().enumerate() {
+    let mut placed = Vec::with_capacity(view.samples().len());
+    for s in view.samples() {
         let time_ms = s.time.as_ref().map(millis).or(fallback).ok_or(Reject {
             label: "no_time",
             reason: "a sample without a time in a record without recorded_at".into(),
@@ -176,36 +182,37 @@ fn place(record: &AnonymizedRecord, samples: &[Sample]) -> Result<Vec<Placed>, R
                 reason: "a sample time outside the representable range".into(),
             });
         }
-        let slot = catalog
-            .binary_search_by(|c| c.path.cmp(&s.path))
-            .ok()
-            .and_then(|c| LAYOUT.slots[c].map(|slot| (c, slot)));
-        let Some((c, slot)) = slot else {
+        let signal = &catalog[s.signal];
+        let Some(slot) = LAYOUT.slots[s.signal] else {
             return Err(Reject {
                 label: "no_column",
-                reason: format!("signal {:?} has no telemetry column", s.path),
+                reason: format!("signal {:?} has no telemetry column", signal.path),
             });
         };
-        let ok = match (slot, &s.value) {
-            (Slot::Latitude, Some(Value::DoubleValue(v))) => (-90.0..=90.0).contains(v),
-            (Slot::Longitude, Some(Value::DoubleValue(v))) => (-180.0..=180.0).contains(v),
-            (Slot::Signal(_), Some(value)) => fits(catalog[c].datatype, value),
-            _ => false,
+        let value = s.value.map(SampleValue::to_proto);
+        let value = match (slot, value) {
+            (Slot::Latitude, Some(Value::DoubleValue(v))) if (-90.0..=90.0).contains(&v) => {
+                Value::DoubleValue(v)
+            }
+            (Slot::Longitude, Some(Value::DoubleValue(v))) if (-180.0..=180.0).contains(&v) => {
+                Value::DoubleValue(v)
+            }
+            (Slot::Signal(_), Some(value)) if fits(signal.datatype, &value) => value,
+            _ => {
+                return Err(Reject {
+                    label: "mistyped",
+                    reason: format!(
+                        "a sample of {} is not a valid {} value",
+                        signal.path,
+                        signal.datatype.as_str()
+                    ),
+                });
+            }
         };
-        if !ok {
-            return Err(Reject {
-                label: "mistyped",
-                reason: format!(
-                    "a sample of {} is not a valid {} value",
-                    s.path,
-                    catalog[c].datatype.as_str()
-                ),
-            });
-        }
         placed.push(Placed {
             time_ms,
             slot: slot.index(),
-            sample: i,
+            value,
         });
     }
     // Stable: samples of one instant keep their order, which pairs the k-th values.
@@ -213,15 +220,23 @@ fn place(record: &AnonymizedRecord, samples: &[Sample]) -> Result<Vec<Placed>, R
     Ok(placed)
 }
 
-/// The rows a telemetry record adds, per hour.
-pub(crate) struct Rows {
+/// A telemetry record, checked and placed, ready to become rows.
+pub(crate) struct TelemetryRecord {
+    pub(crate) pseudonym: String,
+    pub(crate) purpose: String,
+    pub(crate) record_id: String,
+    key_epoch: u32,
     placed: Vec<Placed>,
 }
 
-impl Rows {
-    pub(crate) fn new(record: &AnonymizedRecord, samples: &[Sample]) -> Result<Self, Reject> {
+impl TelemetryRecord {
+    pub(crate) fn new(view: &TelemetryView<'_>) -> Result<Self, Reject> {
         Ok(Self {
-            placed: place(record, samples)?,
+            placed: place(view)?,
+            pseudonym: view.pseudonym().to_owned(),
+            purpose: view.purpose().to_owned(),
+            record_id: view.record_id().to_owned(),
+            key_epoch: view.key_epoch(),
         })
     }
 
@@ -244,33 +259,28 @@ impl Rows {
 
     /// Appends the rows of `hour` to `table` (created on first use); returns the memory
     /// they take.
-    pub(crate) fn append(
-        &self,
-        hour: i64,
-        record: &AnonymizedRecord,
-        samples: &[Sample],
-        table: &mut Option<TelemetryTable>,
-    ) -> usize {
+    pub(crate) fn append(&self, hour: i64, table: &mut Option<TelemetryTable>) -> usize {
         let table = table.get_or_insert_with(TelemetryTable::new);
-        table.labels.push_str(&record.pseudonym);
+        table.labels.push_str(&self.pseudonym);
         let pseudonym_end = table.labels.len();
-        table.labels.push_str(&record.purpose);
+        table.labels.push_str(&self.purpose);
         table.runs.push(Run {
             rows: 0,
-            key_epoch: record.key_epoch,
+            key_epoch: self.key_epoch,
             pseudonym_end,
             purpose_end: table.labels.len(),
         });
+        let row_bytes = ROW_BYTES + self.pseudonym.len() + self.purpose.len();
         let slots = 2 + LAYOUT.datatypes.len();
         let mut counts = vec![0usize; slots];
-        let mut cells: Vec<Option<usize>> = Vec::new();
+        let mut cells: Vec<Option<&Value>> = Vec::new();
         let mut bytes = 0;
-        let of_hour = self
+        let of_hour: Vec<&Placed> = self
             .placed
             .iter()
-            .filter(|p| crate::keys::hour_of(p.time_ms) == hour);
-        let instants: Vec<&Placed> = of_hour.collect();
-        for instant in instants.chunk_by(|a, b| a.time_ms == b.time_ms) {
+            .filter(|p| crate::keys::hour_of(p.time_ms) == hour)
+            .collect();
+        for instant in of_hour.chunk_by(|a, b| a.time_ms == b.time_ms) {
             counts.fill(0);
             let rows = instant
                 .iter()
@@ -284,11 +294,11 @@ impl Rows {
             cells.resize(rows * slots, None);
             counts.fill(0);
             for p in instant {
-                cells[counts[p.slot] * slots + p.slot] = Some(p.sample);
+                cells[counts[p.slot] * slots + p.slot] = Some(&p.value);
                 counts[p.slot] += 1;
             }
             for row in cells.chunks(slots) {
-                bytes += table.append_row(record, instant[0].time_ms, row, samples);
+                bytes += row_bytes + table.append_row(instant[0].time_ms, row);
             }
         }
         bytes
@@ -303,29 +313,22 @@ fn double(value: Option<&Value>) -> Option<f64> {
 }
 
 impl TelemetryTable {
-    /// One row: `cells` holds, per slot, the index of its sample in `samples`.
-    fn append_row(
-        &mut self,
-        record: &AnonymizedRecord,
-        time_ms: i64,
-        cells: &[Option<usize>],
-        samples: &[Sample],
-    ) -> usize {
-        let value = |slot: usize| cells[slot].and_then(|i| samples[i].value.as_ref());
+    /// One row: `cells` holds the value of each slot, if it has one. Returns the memory
+    /// its signal values take.
+    fn append_row(&mut self, time_ms: i64, cells: &[Option<&Value>]) -> usize {
         self.runs
             .last_mut()
-            .expect("Rows::append started a run")
+            .expect("TelemetryRecord::append started a run")
             .rows += 1;
         self.time.append_value(time_ms);
         self.latitude
-            .append_option(double(value(Slot::Latitude.index())));
+            .append_option(double(cells[Slot::Latitude.index()]));
         self.longitude
-            .append_option(double(value(Slot::Longitude.index())));
-        self.grid_m.append_null();
-        let mut bytes = ROW_BYTES + record.pseudonym.len() + record.purpose.len();
+            .append_option(double(cells[Slot::Longitude.index()]));
+        let mut bytes = 0;
         let row = self.rows as u32;
         for (i, column) in self.signals.iter_mut().enumerate() {
-            if let Some(v) = value(Slot::Signal(i).index()) {
+            if let Some(v) = cells[Slot::Signal(i).index()] {
                 bytes += column.push(row, v);
             }
         }
