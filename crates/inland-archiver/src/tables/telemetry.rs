@@ -10,17 +10,17 @@
 
 use std::sync::{Arc, LazyLock};
 
+use arrow_array::RecordBatch;
 use arrow_array::builder::{
     Float64Builder, StringBuilder, TimestampMillisecondBuilder, UInt32Builder,
 };
-use arrow_array::{RecordBatch, new_null_array};
-use arrow_schema::DataType;
+use arrow_array::types::UInt32Type;
 use inland_anonymizer::{SampleValue, TelemetryView};
 use inland_core::vss::{self, Datatype};
-use inland_datasets::{Dataset, arrow_type, signal_columns};
+use inland_datasets::{Dataset, signal_columns};
 use inland_proto::ingest::v1::sample::Value;
 
-use super::column::{Column, fits};
+use super::column::{Column, Nulls, fits};
 use super::{Reject, millis};
 use crate::Error;
 
@@ -124,6 +124,7 @@ impl TelemetryTable {
             key_epoch.append_value_n(run.key_epoch, run.rows);
             start = run.purpose_end;
         }
+        let nulls = Nulls::new(self.rows);
         let mut columns: Vec<arrow_array::ArrayRef> = vec![
             Arc::new(pseudonym.finish()),
             Arc::new(key_epoch.finish()),
@@ -131,17 +132,9 @@ impl TelemetryTable {
             Arc::new(self.time.finish()),
             Arc::new(self.latitude.finish()),
             Arc::new(self.longitude.finish()),
-            new_null_array(&DataType::UInt32, self.rows),
+            nulls.primitive::<UInt32Type>(),
         ];
-        // Most signals are absent from most batches: their columns are all null, built
-        // without touching a value.
-        columns.extend(self.signals.iter().zip(&LAYOUT.datatypes).map(|(c, d)| {
-            if c.is_empty() {
-                new_null_array(&arrow_type(*d), self.rows)
-            } else {
-                c.finish(self.rows)
-            }
-        }));
+        columns.extend(self.signals.iter().map(|c| c.finish(&nulls)));
         RecordBatch::try_new(Dataset::Telemetry.schema(), columns)
             .map_err(|e| Error::parquet("building a telemetry batch")(e.into()))
     }
@@ -215,8 +208,11 @@ fn place(view: &TelemetryView<'_>) -> Result<Vec<Placed>, Reject> {
             value,
         });
     }
-    // Stable: samples of one instant keep their order, which pairs the k-th values.
-    placed.sort_by_key(|p| p.time_ms);
+    // Stable: samples of one instant keep their order, which pairs the k-th values. They
+    // mostly come in time order already, and a stable sort of more than 20 allocates.
+    if !placed.is_sorted_by_key(|p| p.time_ms) {
+        placed.sort_by_key(|p| p.time_ms);
+    }
     Ok(placed)
 }
 
@@ -275,11 +271,12 @@ impl TelemetryRecord {
         let mut counts = vec![0usize; slots];
         let mut cells: Vec<Option<&Value>> = Vec::new();
         let mut bytes = 0;
-        let of_hour: Vec<&Placed> = self
+        // Sorted by time: the hour's samples are a run.
+        let start = self
             .placed
-            .iter()
-            .filter(|p| crate::keys::hour_of(p.time_ms) == hour)
-            .collect();
+            .partition_point(|p| crate::keys::hour_of(p.time_ms) < hour);
+        let len = self.placed[start..].partition_point(|p| crate::keys::hour_of(p.time_ms) == hour);
+        let of_hour = &self.placed[start..start + len];
         for instant in of_hour.chunk_by(|a, b| a.time_ms == b.time_ms) {
             counts.fill(0);
             let rows = instant
