@@ -14,9 +14,11 @@
 //! writes the last batches). Then, with the same SDK client and the same concurrency (16)
 //! and nothing else, the ceiling: the input's bytes (the record payloads back to back) PUT
 //! as 8 MiB objects. The ratio is raw PUT time / archiver time for the same input bytes
-//! (target ≥ 0.80). Also printed: the time to PUT just the objects the archiver wrote;
-//! zstd Parquet shrinks telemetry a hundredfold, so that is far faster, and the gap is
-//! the archiver's CPU (decode, check, encode).
+//! (target ≥ 0.80); BENCH_ROUNDS (default 3) rounds alternate the two, each archiver run
+//! with a consumer group of its own, and the median ratio is the figure. Also printed:
+//! the time to PUT just the objects the archiver wrote; zstd Parquet shrinks telemetry a
+//! hundredfold, so that is far faster, and the gap is the archiver's CPU (decode, check,
+//! encode).
 //!
 //! Slow store: the archiver reads the frames input again (objects as large as the input,
 //! so the store is the bottleneck) into a local store throttled to BENCH_SLOW_MBPS
@@ -313,10 +315,16 @@ async fn raw_puts(garage: &S3Store, objects: &[(String, Bytes)]) -> Duration {
     started.elapsed()
 }
 
-async fn compare(bus: &MemoryBus, garage: &Arc<S3Store>, name: &str, input: &Input) -> f64 {
+async fn compare(
+    bus: &MemoryBus,
+    garage: &Arc<S3Store>,
+    name: &str,
+    input: &Input,
+    round: usize,
+) -> (f64, f64) {
     // The archiver, from the first record read until every record is written and
     // committed (the end of the input shuts it down; its drain writes the last batches).
-    let consumer = tracked(bus, input, &format!("{}-archiver", input.topic));
+    let consumer = tracked(bus, input, &format!("{}-archiver-{round}", input.topic));
     let store: Arc<dyn ObjectStore> = garage.clone();
     let archiver = Archiver::new(store, Arc::new(bus.clone()), config(&input.topic)).unwrap();
     let (started, cpu) = (Instant::now(), cpu_seconds());
@@ -370,7 +378,7 @@ async fn compare(bus: &MemoryBus, garage: &Arc<S3Store>, name: &str, input: &Inp
     let secs = archived.as_secs_f64();
     let rate = |bytes: usize, d: Duration| bytes as f64 / MB / d.as_secs_f64();
     println!(
-        "{name}: {} records, {:.1} MB in, {:.1} MB out in {} objects",
+        "{name}, round {round}: {} records, {:.1} MB in, {:.1} MB out in {} objects",
         input.records,
         input.bytes as f64 / MB,
         out_bytes as f64 / MB,
@@ -394,11 +402,11 @@ async fn compare(bus: &MemoryBus, garage: &Arc<S3Store>, name: &str, input: &Inp
         rate(out_bytes, raw_out),
         outputs.len(),
     );
-    let ratio = raw_in.as_secs_f64() / secs;
+    let ratios = (raw_in.as_secs_f64() / secs, raw_out.as_secs_f64() / secs);
     println!(
-        "  ratio archiver / raw PUTs of the input bytes: {ratio:.2} (target >= 0.80); \
+        "  ratio archiver / raw PUTs of the input bytes: {:.2} (target >= 0.80); \
          archiver / raw PUTs of the objects it wrote: {:.2}",
-        raw_out.as_secs_f64() / secs
+        ratios.0, ratios.1
     );
 
     for (key, _) in inputs.iter().chain(&outputs) {
@@ -407,7 +415,18 @@ async fn compare(bus: &MemoryBus, garage: &Arc<S3Store>, name: &str, input: &Inp
     for o in objects.iter().chain(&manifests) {
         garage.delete(&o.key).await.unwrap();
     }
-    ratio
+    ratios
+}
+
+/// The median and range of `values`.
+fn spread(mut values: Vec<f64>) -> String {
+    values.sort_by(f64::total_cmp);
+    format!(
+        "{:.2} (rounds {:.2}-{:.2})",
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1]
+    )
 }
 
 /// A store that takes in `bytes_per_second` over all puts together: a slow or distant
@@ -527,6 +546,7 @@ async fn slow_store(bus: &MemoryBus, input: &Input, metrics: &PrometheusHandle) 
 fn main() {
     let records = env_or("BENCH_RECORDS", 200_000) as u64;
     let frames = env_or("BENCH_FRAMES", 1_000) as u64;
+    let rounds = env_or("BENCH_ROUNDS", 3).max(1);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .expect("install the Prometheus recorder");
@@ -579,8 +599,20 @@ fn main() {
             ArchiverConfig::default().zstd_level,
             config("").max_batch_bytes >> 20
         );
-        compare(&bus, &garage, "telemetry", &telemetry_input).await;
-        compare(&bus, &garage, "frames", &frames_input).await;
+        for (name, input) in [("telemetry", &telemetry_input), ("frames", &frames_input)] {
+            let (mut of_input, mut of_objects) = (Vec::new(), Vec::new());
+            for round in 1..=rounds {
+                let (input, objects) = compare(&bus, &garage, name, input, round).await;
+                of_input.push(input);
+                of_objects.push(objects);
+            }
+            println!(
+                "{name}, median of {rounds} rounds: archiver / raw PUTs of the input bytes {}, \
+                 of the objects it wrote {}",
+                spread(of_input),
+                spread(of_objects)
+            );
+        }
         slow_store(&bus, &frames_input, &metrics).await;
     });
 }
