@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use inland_benches::median;
 use inland_vision::eval::{COVERED, Dataset, LabelledImage, coverage, evaluate};
 use inland_vision::geometry::Rect;
 use inland_vision::{Anonymizer, VisionConfig};
@@ -140,11 +141,6 @@ fn main() -> Result<()> {
 struct Speed {
     wall: f64,
     cpu: f64,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// CPU time of this thread. ONNX Runtime with one intra-op thread computes on the caller's

@@ -32,7 +32,7 @@ use std::time::{Instant, SystemTime};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use inland_anonymizer::{AnonymizerConfig, AnonymizerStage, FramesMode};
-use inland_benches::{Counted, POSITIONS, PassThrough, cpu_seconds, drive_samples};
+use inland_benches::{Counted, POSITIONS, PassThrough, cpu_seconds, drive_samples, median};
 use inland_proto::ingest::v1::{Sample, TelemetryBatch, sample};
 use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, raw_record};
 use inland_stage::{
@@ -226,11 +226,6 @@ async fn tight_loop(stage: &impl Stage, inputs: &[Consumed]) -> f64 {
     best
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
     let records: usize = std::env::var("BENCH_RECORDS")
         .ok()
@@ -290,7 +285,7 @@ fn main() {
         }
         println!(
             "ratio anonymizer / pass-through, median of {rounds} rounds: {:.2} (target >= 0.80)",
-            median(ratios)
+            median(&mut ratios)
         );
 
         if let Ok(bootstrap) = std::env::var("INLAND_KAFKA_BOOTSTRAP") {

@@ -41,20 +41,17 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use futures::StreamExt;
 use inland_archiver::{Archiver, ArchiverConfig, Inputs};
-use inland_proto::Timestamp;
+use inland_benches::median;
 use inland_proto::ingest::v1::{Sample, sample};
 use inland_proto::pipeline::v1::anonymized_record::Payload;
-use inland_proto::pipeline::v1::{
-    ANONYMIZED_RECORD_SCHEMA, AnonymizedFrame, AnonymizedRecord, AnonymizedTelemetry,
-    CoarsePosition,
-};
+use inland_proto::pipeline::v1::{AnonymizedFrame, AnonymizedTelemetry, CoarsePosition};
 use inland_stage::{
     Consumed, Consumer, MemoryBus, MemoryBusConfig, MemoryConsumer, Position, Producer, Record,
     TopicSpec,
 };
 use inland_store::{LocalStore, ObjectMeta, ObjectStore, S3Config, S3Store};
+use inland_tests::archive::{self, ts};
 use metrics_exporter_prometheus::PrometheusHandle;
-use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 /// The same allocator as the `inland` binary.
@@ -80,34 +77,14 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn ts(ms: i64) -> Timestamp {
-    Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
-
+/// Record `n` of the workload, as the anonymizer puts it on its topic: 1000 vehicles'
+/// pseudonyms, record id `n`.
 fn on_topic(n: u64, payload: Payload, purpose: &str, at: i64) -> Record {
     let pseudonym = format!(
         "{:032x}",
         (n % VEHICLES).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     );
-    let record = AnonymizedRecord {
-        pseudonym: pseudonym.clone(),
-        key_epoch: 1,
-        purpose: purpose.into(),
-        recorded_at: Some(ts(at)),
-        payload: Some(payload),
-    };
-    Record {
-        key: pseudonym.into(),
-        payload: record.encode_to_vec().into(),
-        headers: vec![
-            ("inland-schema".into(), ANONYMIZED_RECORD_SCHEMA.into()),
-            ("inland-record-id".into(), format!("{n:032x}").into()),
-        ],
-        timestamp_ms: Some(at),
-    }
+    archive::on_topic(pseudonym, purpose, n, payload, at)
 }
 
 /// One second of vehicle `n` as the anonymizer writes it for driving statistics: times
@@ -420,10 +397,9 @@ async fn compare(
 
 /// The median and range of `values`.
 fn spread(mut values: Vec<f64>) -> String {
-    values.sort_by(f64::total_cmp);
+    let median = median(&mut values);
     format!(
-        "{:.2} (rounds {:.2}-{:.2})",
-        values[values.len() / 2],
+        "{median:.2} (rounds {:.2}-{:.2})",
         values[0],
         values[values.len() - 1]
     )
@@ -460,22 +436,10 @@ impl ObjectStore for Throttled {
     }
 }
 
-/// CPU time (user + system) of the process so far: on a shared machine, what a run cost
+/// CPU time (user + system) of this process so far: on a shared machine, what a run cost
 /// says more than how long it took.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command name (which may hold spaces): utime and stime are the
-    // 12th and 13th, in clock ticks of 1/100 s.
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map_or(Vec::new(), |(_, rest)| rest.split(' ').collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    inland_benches::cpu_seconds(std::process::id()).unwrap_or(0.0)
 }
 
 fn rss_mib() -> f64 {

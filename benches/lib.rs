@@ -40,6 +40,12 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// The median of rounds (the upper one of an even count); sorts `values`.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// The ceiling of a stage benchmark: forwards every record as read to `topic`.
 pub struct PassThrough {
     pub topic: String,

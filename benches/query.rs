@@ -16,6 +16,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use chrono::NaiveDate;
+use inland_benches::median;
 use inland_query::synth::{self, Spec};
 use inland_query::{Archive, Engine, Interface, Principal, QueryConfig, Role};
 use inland_store::LocalStore;
@@ -115,11 +116,6 @@ async fn archive(root: &Path) -> u64 {
         started.elapsed().as_secs_f64()
     );
     written.telemetry_rows
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 /// DuckDB in its own process, answering one query per request.
@@ -250,7 +246,7 @@ async fn main() {
             us.push(ours().await.0);
             them.push(duckdb.run(name).0);
         }
-        let (us, them) = (median(us), median(them));
+        let (us, them) = (median(&mut us), median(&mut them));
         let ratio = us / them;
         worst = worst.max(ratio);
         println!(
