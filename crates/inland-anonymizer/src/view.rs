@@ -51,8 +51,8 @@ impl Anonymized {
     /// does, refusing the same records with the same errors; telemetry is read in place.
     pub fn read_from_topic(record: &Record) -> Result<FromTopic<'_>, Error> {
         check_schema(record)?;
-        let view =
-            wire::read_anonymized_record(&record.payload).ok_or(not_anonymized(NOT_A_RECORD))?;
+        let view = wire::read_anonymized_record(&record.payload)
+            .ok_or_else(|| not_anonymized(NOT_A_RECORD))?;
         let Some(AnonymizedPayload::Telemetry(samples)) = view.payload else {
             // A frame, or no payload: prost's types, and their checks, as they are.
             return Self::decode_from_topic(record).map(FromTopic::Frame);

@@ -156,7 +156,7 @@ fn frame_time(anonymized: &Anonymized) -> Result<i64, Reject> {
         .as_ref()
         .or(record.recorded_at.as_ref())
         .map(millis)
-        .ok_or(Reject {
+        .ok_or_else(|| Reject {
             label: "no_time",
             reason: "a frame without captured_at in a record without recorded_at".into(),
         })?;

@@ -162,10 +162,15 @@ fn place(view: &TelemetryView<'_>) -> Result<Vec<Placed>, Reject> {
     let catalog = vss::catalog();
     let mut placed = Vec::with_capacity(view.samples().len());
     for s in view.samples() {
-        let time_ms = s.time.as_ref().map(millis).or(fallback).ok_or(Reject {
-            label: "no_time",
-            reason: "a sample without a time in a record without recorded_at".into(),
-        })?;
+        let time_ms = s
+            .time
+            .as_ref()
+            .map(millis)
+            .or(fallback)
+            .ok_or_else(|| Reject {
+                label: "no_time",
+                reason: "a sample without a time in a record without recorded_at".into(),
+            })?;
         // Samples of a record share a few instants: check each once.
         if placed.last().is_none_or(|p: &Placed| p.time_ms != time_ms)
             && !crate::keys::valid_time(time_ms)
