@@ -117,7 +117,7 @@ impl Purpose {
         let catalog = vss::catalog();
         let mut allowed = vec![false; catalog.len()];
         for path in &config.signals {
-            let Ok(i) = catalog.binary_search_by(|s| s.path.cmp(path)) else {
+            let Some(i) = vss::index_of(path.as_bytes()) else {
                 return bad(format!(
                     "{path:?} is not a signal of the VSS catalog (inland_core::vss)"
                 ));

@@ -12,8 +12,6 @@
 //! yields the bytes prost's encoding of the same record yields. The tests hold both to
 //! prost.
 
-use std::sync::OnceLock;
-
 use bytes::{BufMut, Bytes};
 use inland_core::vss;
 use inland_proto::Timestamp;
@@ -242,7 +240,7 @@ fn sample<'a>(
             2 => {
                 let field = embedded(wire_type, &mut body, nesting - 1)?;
                 match (time, *last_time) {
-                    (None, Some((bytes, t))) if same_bytes(bytes, field) => time = Some(t),
+                    (None, Some((bytes, t))) if bytes == field => time = Some(t),
                     _ => {
                         let whole = time.is_none();
                         let t = time.get_or_insert_with(Timestamp::default);
@@ -258,7 +256,7 @@ fn sample<'a>(
         }
     }
     // A path found in the catalog is UTF-8; only others need checking.
-    let signal = signal_index(path);
+    let signal = vss::index_of(path);
     if signal.is_none() {
         std::str::from_utf8(path).ok()?;
     }
@@ -425,45 +423,6 @@ fn skip(wire_type: WireType, tag: u32, buf: &mut &[u8], nesting: u32) -> Option<
     };
     *buf = buf.get(usize::try_from(len).ok()?..)?;
     Some(())
-}
-
-/// The catalog index of a path, by its bytes: catalog paths bucketed by length.
-fn signal_index(path: &[u8]) -> Option<usize> {
-    /// Per length, the catalog paths of that length with their indices.
-    type Buckets = Vec<Vec<(&'static [u8], usize)>>;
-    static BY_LENGTH: OnceLock<Buckets> = OnceLock::new();
-    let by_length = BY_LENGTH.get_or_init(|| {
-        let catalog = vss::catalog();
-        let longest = catalog.iter().map(|s| s.path.len()).max().unwrap_or(0);
-        let mut buckets = vec![Vec::new(); longest + 1];
-        for (i, signal) in catalog.iter().enumerate() {
-            buckets[signal.path.len()].push((signal.path.as_bytes(), i));
-        }
-        buckets
-    });
-    by_length
-        .get(path.len())?
-        .iter()
-        .find(|(known, _)| same_bytes(known, path))
-        .map(|&(_, i)| i)
-}
-
-/// `a == b`, inlined, 8 bytes at a time: paths share long prefixes and differ at the end
-/// ("….Latitude", "….Altitude"), so the last 8 bytes are compared first.
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let word = |s: &[u8], at: usize| {
-        s.get(at..at + 8)
-            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
-    };
-    if a.len() != b.len() {
-        return false;
-    }
-    if a.len() < 8 {
-        return a == b;
-    }
-    let last = a.len() - 8;
-    word(a, last) == word(b, last) && (0..last).step_by(8).all(|at| word(a, at) == word(b, at))
 }
 
 /// The fields of an `AnonymizedRecord` other than its payload.

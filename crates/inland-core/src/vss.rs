@@ -2,6 +2,8 @@
 //! datatypes and units as VSS defines them. The gateway validates uploads against this
 //! catalog; purposes name signals from it in their allowlists.
 
+use std::sync::OnceLock;
+
 /// A VSS datatype. Integer types carry their range so a value outside it is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Datatype {
@@ -112,7 +114,7 @@ const fn with(
 use Datatype::*;
 use Sensitivity::*;
 
-/// Sorted by path so lookups are a binary search.
+/// Sorted by path, so a listing of the catalog is in path order.
 static CATALOG: &[Signal] = &[
     signal("Vehicle.ADAS.ABS.IsEngaged", Boolean, ""),
     signal("Vehicle.ADAS.ESC.IsEngaged", Boolean, ""),
@@ -178,10 +180,45 @@ static CATALOG: &[Signal] = &[
 
 /// Looks a signal up by its VSS path.
 pub fn lookup(path: &str) -> Option<&'static Signal> {
-    CATALOG
-        .binary_search_by(|s| s.path.cmp(path))
-        .ok()
-        .map(|i| &CATALOG[i])
+    index_of(path.as_bytes()).map(|i| &CATALOG[i])
+}
+
+/// The index in [`catalog`] of a path given as bytes (as read off the wire, before any
+/// UTF-8 check: a catalog path is UTF-8). Every upload's samples go through here, so the
+/// paths are bucketed by length instead of binary-searched: paths share long prefixes,
+/// which made each comparison of the search walk most of both strings.
+pub fn index_of(path: &[u8]) -> Option<usize> {
+    /// Per length, the catalog paths of that length with their indices.
+    type Buckets = Vec<Vec<(&'static [u8], usize)>>;
+    static BY_LENGTH: OnceLock<Buckets> = OnceLock::new();
+    let by_length = BY_LENGTH.get_or_init(|| {
+        let longest = CATALOG.iter().map(|s| s.path.len()).max().unwrap_or(0);
+        let mut buckets = vec![Vec::new(); longest + 1];
+        for (i, signal) in CATALOG.iter().enumerate() {
+            buckets[signal.path.len()].push((signal.path.as_bytes(), i));
+        }
+        buckets
+    });
+    by_length
+        .get(path.len())?
+        .iter()
+        .find(|(known, _)| same_length_equal(known, path))
+        .map(|&(_, i)| i)
+}
+
+/// `a == b` for slices of one length, inlined, 8 bytes at a time: paths of one length
+/// mostly differ at the end ("….Latitude", "….Altitude"), so the last 8 bytes go first.
+#[inline(always)]
+fn same_length_equal(a: &[u8], b: &[u8]) -> bool {
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+    };
+    if a.len() < 8 {
+        return a == b;
+    }
+    let last = a.len() - 8;
+    word(a, last) == word(b, last) && (0..last).step_by(8).all(|at| word(a, at) == word(b, at))
 }
 
 /// Every signal Inland knows, sorted by path.
@@ -205,6 +242,15 @@ mod tests {
         }
         for s in CATALOG {
             assert_eq!(lookup(s.path), Some(s));
+        }
+        for (i, s) in CATALOG.iter().enumerate() {
+            assert_eq!(index_of(s.path.as_bytes()), Some(i));
+            // Same length, one byte off, first and last: not found.
+            for at in [0, s.path.len() - 1] {
+                let mut near = s.path.as_bytes().to_vec();
+                near[at] ^= 1;
+                assert_eq!(index_of(&near), None, "{near:?}");
+            }
         }
         assert_eq!(lookup("Vehicle.Speed").unwrap().unit, "km/h");
         assert!(lookup("Vehicle.Nope").is_none());
