@@ -61,7 +61,9 @@ postgis-down:
 ## Gateway throughput over mTLS into the real broker, beside a bare rdkafka producer.
 bench-gateway: bootstrap kafka-up
 	cargo build --release -p inland-cli
-	INLAND_BIN=$(CARGO_TARGET_DIR)/release/inland cargo bench -p inland-benches --bench gateway
+	INLAND_BIN=$(CARGO_TARGET_DIR)/release/inland \
+	INLAND_KAFKA_PID=$$(cat $${KAFKA_RUN_DIR:-$(INLAND_CACHE)/kafka-run}/kafka.pid) \
+		cargo bench -p inland-benches --bench gateway
 
 ## Geofence points/s/core against 10 000 zones, beside a naive scan and PostGIS.
 bench-geofence: bootstrap postgis-up

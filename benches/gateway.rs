@@ -3,7 +3,8 @@
 //! of records in flight (the ceiling).
 //!
 //! Needs a broker (`scripts/kafka.sh start`) and a release `inland` binary; `make
-//! bench-gateway` provides both. The gateway runs as its own process so its peak RSS is
+//! bench-gateway` provides both, and the broker's pid (INLAND_KAFKA_PID) so the CPU of
+//! every process on the machine is accounted per record. The gateway runs as its own process so its peak RSS is
 //! its own. Knobs: BENCH_VEHICLES (default 40), BENCH_WINDOW in-flight per vehicle (32),
 //! BENCH_SECONDS per side (20). Each vehicle's owner grants telemetry consent through the
 //! gateway's ConsentService (as its HMI would) before the measurement, so every upload
@@ -457,11 +458,24 @@ async fn main() {
         load.duration.as_secs(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let broker = std::env::var("INLAND_KAFKA_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    let cpu = |pid: Option<u32>| pid.and_then(cpu_seconds).unwrap_or(f64::NAN);
+    let (me, gw_pid) = (Some(std::process::id()), Some(gateway.id()));
+
+    let (bench0, broker0) = (cpu(me), cpu(broker));
     let bare = bare_producer(&kafka, &bare_topic, &load).await;
+    let [producer, bare_broker] =
+        micros_per_record(bare.records, [cpu(me) - bench0, cpu(broker) - broker0]);
     bare.print("bare rdkafka producer");
-    let cpu_before = cpu_seconds(gateway.id()).unwrap_or(0.0);
+
+    let (bench0, broker0, gw0) = (cpu(me), cpu(broker), cpu(gw_pid));
     let (gw, not_accepted) = through_gateway(port, &certs, &load).await;
-    let gateway_cpu = cpu_seconds(gateway.id()).unwrap_or(0.0) - cpu_before;
+    let [clients, broker_cpu, gateway_cpu] = micros_per_record(
+        gw.records,
+        [cpu(me) - bench0, cpu(broker) - broker0, cpu(gw_pid) - gw0],
+    );
     gw.print("gateway over mTLS");
     let rss = peak_rss_mib(gateway.id());
     gateway.kill().ok();
@@ -471,12 +485,27 @@ async fn main() {
         gw.per_second() / bare.per_second()
     );
     println!(
-        "gateway CPU: {:.1} µs per accepted upload ({:.2} cores busy)",
-        gateway_cpu * 1e6 / gw.records.max(1) as f64,
-        gateway_cpu / gw.elapsed.as_secs_f64()
+        "CPU per record: bare side producer {producer:.1} + broker {bare_broker:.1} µs; \
+         gateway side vehicles' clients {clients:.1} + broker {broker_cpu:.1} + gateway {gateway_cpu:.1} µs \
+         ({:.2} cores busy in the gateway)",
+        gateway_cpu * gw.records as f64 / 1e6 / gw.elapsed.as_secs_f64()
+    );
+    // What the machine allows at best: every core busy, the clients and the broker as
+    // measured, and a gateway that cost no more than the bare producer itself.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let best = cores * 1e6 / (clients + broker_cpu + producer);
+    println!(
+        "bound on this machine for a gateway costing what the bare producer does: {best:.0} records/s = {:.2} of bare",
+        best / bare.per_second()
     );
     println!(
         "gateway peak RSS: {} MiB; uploads not accepted: {not_accepted}",
         rss.map_or("?".into(), |r| format!("{r:.0}"))
     );
+}
+
+/// CPU seconds of the processes on one side as µs per accepted record (NaN where a
+/// process could not be read, e.g. without INLAND_KAFKA_PID).
+fn micros_per_record<const N: usize>(records: u64, cpu_seconds: [f64; N]) -> [f64; N] {
+    cpu_seconds.map(|s| s * 1e6 / records.max(1) as f64)
 }
