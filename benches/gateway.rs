@@ -4,11 +4,11 @@
 //!
 //! Needs a broker (`scripts/kafka.sh start`) and a release `inland` binary; `make
 //! bench-gateway` provides both, and the broker's pid (INLAND_KAFKA_PID) so the CPU of
-//! every process on the machine is accounted per record. The gateway runs as its own process so its peak RSS is
-//! its own. Knobs: BENCH_VEHICLES (default 40), BENCH_WINDOW in-flight per vehicle (32),
-//! BENCH_SECONDS per side (20). Each vehicle's owner grants telemetry consent through the
-//! gateway's ConsentService (as its HMI would) before the measurement, so every upload
-//! passes the consent check, as in a consenting fleet.
+//! every process on the machine is accounted per record. The gateway runs as its own
+//! process so its peak RSS is its own. Knobs: BENCH_VEHICLES (default 40), BENCH_WINDOW
+//! in-flight per vehicle (32), BENCH_SECONDS per side (20). Each vehicle's owner grants
+//! telemetry consent through the gateway's ConsentService (as its HMI would) before the
+//! measurement, so every upload passes the consent check, as in a consenting fleet.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
