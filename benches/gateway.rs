@@ -451,12 +451,12 @@ async fn main() {
     let mut gateway = start_gateway(&kafka, &gw_topic, &consent_topic, &certs, port);
     wait_for_port(port).await;
 
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "gateway bench: {} vehicles x {} in flight, {} s per side, {PARTITIONS} partitions, {} cores",
+        "gateway bench: {} vehicles x {} in flight, {} s per side, {PARTITIONS} partitions, {cores} cores",
         load.vehicles,
         load.window,
         load.duration.as_secs(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let broker = std::env::var("INLAND_KAFKA_PID")
         .ok()
@@ -492,8 +492,7 @@ async fn main() {
     );
     // What the machine allows at best: every core busy, the clients and the broker as
     // measured, and a gateway that cost no more than the bare producer itself.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let best = cores * 1e6 / (clients + broker_cpu + producer);
+    let best = cores as f64 * 1e6 / (clients + broker_cpu + producer);
     println!(
         "bound on this machine for a gateway costing what the bare producer does: {best:.0} records/s = {:.2} of bare",
         best / bare.per_second()
