@@ -91,12 +91,12 @@ impl Key {
             mac.update(part);
         }
         let digest = mac.finalize().into_bytes();
-        let mut hex = String::with_capacity(32);
-        for byte in &digest[..16] {
-            hex.push(char::from(HEX[usize::from(byte >> 4)]));
-            hex.push(char::from(HEX[usize::from(byte & 0xF)]));
+        let mut hex = [0; 32];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(&digest[..16]) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xF)];
         }
-        hex
+        String::from_utf8(hex.to_vec()).expect("hex digits are ASCII")
     }
 }
 

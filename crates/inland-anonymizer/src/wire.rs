@@ -240,7 +240,9 @@ fn sample<'a>(
             2 => {
                 let field = embedded(wire_type, &mut body, nesting - 1)?;
                 match (time, *last_time) {
-                    (None, Some((bytes, t))) if bytes == field => time = Some(t),
+                    (None, Some((bytes, t))) if inland_core::bytes::equal(bytes, field) => {
+                        time = Some(t)
+                    }
                     _ => {
                         let whole = time.is_none();
                         let t = time.get_or_insert_with(Timestamp::default);
@@ -438,11 +440,15 @@ const TELEMETRY: u32 = 10;
 
 /// Writes one `AnonymizedRecord` with a telemetry payload into a scratch buffer. The
 /// samples go first, behind room for the rest, which is written in front of them once their
-/// length is known; the record is then copied out at its exact size.
+/// length is known; the record is then copied out at its exact size. The buffer is only
+/// ever grown: samples are written into bytes it already holds, not appended (a small
+/// sample put together elsewhere and copied in costs a store-forwarding stall per sample).
 pub(crate) struct TelemetryWriter<'b> {
     buf: &'b mut Vec<u8>,
     /// Where the samples start.
     samples_at: usize,
+    /// Where they end.
+    end: usize,
     header_len: usize,
     /// The last time written, encoded as a field: samples come in groups of one instant.
     last_time: Option<(Timestamp, TimeField)>,
@@ -471,19 +477,21 @@ impl TimeField {
     }
 }
 
-/// Samples at most this long are put together on the stack and copied in at once.
-const SHORT_SAMPLE: usize = 128;
+/// What the buffer grows by beyond what a record needs: a few records' worth.
+const GROWTH: usize = 16 << 10;
 
 impl<'b> TelemetryWriter<'b> {
     pub(crate) fn new(scratch: &'b mut Vec<u8>, header: &Header<'_>) -> Self {
         let header_len = header.encoded_len();
         // The payload's key and the longest length a varint can have.
         let samples_at = header_len + 1 + 10;
-        scratch.clear();
-        scratch.resize(samples_at, 0);
+        if scratch.len() < samples_at {
+            scratch.resize(samples_at + GROWTH, 0);
+        }
         Self {
             buf: scratch,
             samples_at,
+            end: samples_at,
             header_len,
             last_time: None,
         }
@@ -491,7 +499,7 @@ impl<'b> TelemetryWriter<'b> {
 
     /// Whether no sample was written.
     pub(crate) fn is_empty(&self) -> bool {
-        self.buf.len() == self.samples_at
+        self.end == self.samples_at
     }
 
     /// Appends a sample (`AnonymizedTelemetry.samples`).
@@ -507,19 +515,19 @@ impl<'b> TelemetryWriter<'b> {
         let time = time.as_ref().map_or(&[][..], TimeField::as_bytes);
         let len = bytes_len(1, path.len()) + time.len() + value.encoded_len();
         let total = 1 + encoded_len_varint(len as u64) + len;
-        if total <= SHORT_SAMPLE {
-            let mut short = [0; SHORT_SAMPLE];
-            put_sample(&mut &mut short[..], len, path, time, value);
-            self.buf.extend_from_slice(&short[..total]);
-        } else {
-            self.buf.reserve(total);
-            put_sample(self.buf, len, path, time, value);
+        let end = self.end + total;
+        if self.buf.len() < end {
+            self.buf.resize(end + GROWTH, 0);
         }
+        let mut room = &mut self.buf[self.end..end];
+        put_sample(&mut room, len, path, time, value);
+        debug_assert!(room.is_empty(), "the sample fills its room exactly");
+        self.end = end;
     }
 
     /// The encoded record.
     pub(crate) fn finish(self, header: &Header<'_>) -> Bytes {
-        let samples = (self.buf.len() - self.samples_at) as u64;
+        let samples = (self.end - self.samples_at) as u64;
         let start = self.samples_at
             - self.header_len
             - prost::encoding::key_len(TELEMETRY)
@@ -529,7 +537,7 @@ impl<'b> TelemetryWriter<'b> {
         put_key(TELEMETRY, WireType::LengthDelimited, &mut front);
         put_varint(samples, &mut front);
         debug_assert!(front.is_empty(), "the header fills its room exactly");
-        Bytes::copy_from_slice(&self.buf[start..])
+        Bytes::copy_from_slice(&self.buf[start..self.end])
     }
 }
 

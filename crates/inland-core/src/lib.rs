@@ -1,6 +1,8 @@
 //! Types every Inland crate shares: the error codes that errors map to, the Kafka topic
-//! names, the vehicle identity (VIN) and the VSS signal catalog.
+//! names, the vehicle identity (VIN), the VSS signal catalog, and byte comparisons for
+//! the hot paths that read them off the wire.
 
+pub mod bytes;
 mod error_code;
 pub mod topics;
 mod vin;

@@ -202,23 +202,8 @@ pub fn index_of(path: &[u8]) -> Option<usize> {
     by_length
         .get(path.len())?
         .iter()
-        .find(|(known, _)| same_length_equal(known, path))
+        .find(|(known, _)| crate::bytes::same_length_equal(known, path))
         .map(|&(_, i)| i)
-}
-
-/// `a == b` for slices of one length, inlined, 8 bytes at a time: paths of one length
-/// mostly differ at the end ("….Latitude", "….Altitude"), so the last 8 bytes go first.
-#[inline(always)]
-fn same_length_equal(a: &[u8], b: &[u8]) -> bool {
-    let word = |s: &[u8], at: usize| {
-        s.get(at..at + 8)
-            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
-    };
-    if a.len() < 8 {
-        return a == b;
-    }
-    let last = a.len() - 8;
-    word(a, last) == word(b, last) && (0..last).step_by(8).all(|at| word(a, at) == word(b, at))
 }
 
 /// Every signal Inland knows, sorted by path.
