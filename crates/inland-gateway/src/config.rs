@@ -48,10 +48,11 @@ pub struct GatewayConfig {
     /// How long a message id is remembered to answer retries `duplicate`.
     #[serde(with = "humantime_serde")]
     pub dedup_window: Duration,
-    /// Most message ids remembered at once. Bounds memory (≈ 150 bytes each) and so how
-    /// far back retries are recognised under load: at 25 000 uploads/s, 200 000 ids cover
-    /// 8 s; a retry older than that is stored again (at least once), and the
-    /// anonymizer's `inland-record-id` header lets the archiver drop the copy.
+    /// Most message ids remembered at once; the newest half always are. Bounds memory
+    /// (≈ 150 bytes each) and so how far back retries are recognised under load: at
+    /// 25 000 uploads/s, 200 000 ids cover 4 to 8 s; a retry older than that is stored
+    /// again (at least once), and the anonymizer's `inland-record-id` header lets the
+    /// archiver drop the copy.
     pub dedup_capacity: u64,
     /// How long to wait for the broker's delivery report before rejecting as unavailable.
     #[serde(with = "humantime_serde")]
