@@ -34,7 +34,9 @@ use std::time::{Instant, SystemTime};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use inland_anonymizer::{AnonymizerConfig, AnonymizerStage, FramesMode};
-use inland_benches::{Counted, POSITIONS, PassThrough, cpu_seconds, drive_samples, median};
+use inland_benches::{
+    Counted, POSITIONS, PassThrough, cpu_seconds, delete_topics, drive_samples, median,
+};
 use inland_proto::ingest::v1::{Sample, TelemetryBatch, sample};
 use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, raw_record};
 use inland_stage::{
@@ -169,7 +171,7 @@ async fn over_kafka(
     rounds: usize,
     anonymizer: impl Fn(&str) -> AnonymizerStage,
 ) {
-    let kafka = KafkaConfig::new(bootstrap);
+    let kafka = KafkaConfig::new(bootstrap.clone());
     let run_id = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -247,6 +249,7 @@ async fn over_kafka(
         median(&mut per_core),
         median(&mut per_second)
     );
+    delete_topics(&bootstrap, &[&input, &passed, &anonymized_topic]).await;
 }
 
 /// `process` alone, in a loop on this thread: µs per record, the best of three passes.

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{BufMut, Bytes};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use inland_benches::{cpu_seconds, latency_histogram, peak_rss_mib, percentiles_ms, record};
+use inland_benches::{
+    cpu_seconds, delete_topics, latency_histogram, peak_rss_mib, percentiles_ms, record,
+};
 use inland_core::Vin;
 use inland_proto::consent::v1::consent_service_client::ConsentServiceClient;
 use inland_proto::consent::v1::{
@@ -414,7 +416,7 @@ async fn wait_for_port(port: u16) {
 async fn main() {
     let bootstrap = std::env::var("INLAND_KAFKA_BOOTSTRAP")
         .expect("INLAND_KAFKA_BOOTSTRAP: run scripts/kafka.sh start");
-    let kafka = KafkaConfig::new(bootstrap);
+    let kafka = KafkaConfig::new(bootstrap.clone());
     let load = Load {
         vehicles: env_or("BENCH_VEHICLES", 40),
         window: env_or("BENCH_WINDOW", 32),
@@ -501,6 +503,7 @@ async fn main() {
         "gateway peak RSS: {} MiB; uploads not accepted: {not_accepted}",
         rss.map_or("?".into(), |r| format!("{r:.0}"))
     );
+    delete_topics(&bootstrap, &[&bare_topic, &gw_topic, &consent_topic]).await;
 }
 
 /// CPU seconds of the processes on one side as µs per accepted record (NaN where a

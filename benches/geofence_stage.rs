@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use inland_benches::{Counted, POSITIONS, PassThrough, cpu_seconds, drive_samples};
+use inland_benches::{Counted, POSITIONS, PassThrough, cpu_seconds, delete_topics, drive_samples};
 use inland_geofence::{GeofenceConfig, GeofenceStage, synth};
 use inland_proto::ingest::v1::TelemetryBatch;
 use inland_proto::pipeline::v1::{RAW_RECORD_SCHEMA, RawRecord, raw_record};
@@ -184,7 +184,7 @@ fn counter(text: &str, name: &str, labels: &str) -> f64 {
 async fn main() {
     let bootstrap = std::env::var("INLAND_KAFKA_BOOTSTRAP")
         .expect("INLAND_KAFKA_BOOTSTRAP: run scripts/kafka.sh start");
-    let kafka = KafkaConfig::new(bootstrap);
+    let kafka = KafkaConfig::new(bootstrap.clone());
     let records = env_or("BENCH_RECORDS", 200_000);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
@@ -249,7 +249,7 @@ async fn main() {
     );
     let stage = GeofenceStage::start(&GeofenceConfig {
         zones_file: Some(zones_file),
-        output_topic: geofenced,
+        output_topic: geofenced.clone(),
         ..GeofenceConfig::default()
     })
     .expect("synthetic zones load");
@@ -284,4 +284,5 @@ async fn main() {
         geofence.cpu_s / ceiling.cpu_s,
         geofence.per_second * checked / records as f64 / 1e6
     );
+    delete_topics(&bootstrap, &[&input, &passed, &geofenced]).await;
 }

@@ -5,6 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 
 /// Latencies in microseconds, 1 µs to 60 s, 3 significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
@@ -21,6 +24,23 @@ pub fn percentiles_ms(h: &Histogram<u64>) -> (f64, f64) {
         h.value_at_quantile(0.50) as f64 / 1000.0,
         h.value_at_quantile(0.99) as f64 / 1000.0,
     )
+}
+
+/// Deletes the topics a bench wrote. A run writes up to gigabytes, and a topic's newest
+/// segment outlives its retention until it rolls (a week by default): left behind, a
+/// day of runs filled the broker's disk.
+pub async fn delete_topics(bootstrap: &str, topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("a Kafka admin client");
+    let deleted = admin
+        .delete_topics(topics, &AdminOptions::new())
+        .await
+        .expect("delete the bench's topics");
+    for failed in deleted.into_iter().filter_map(Result::err) {
+        eprintln!("could not delete bench topic {}: {}", failed.0, failed.1);
+    }
 }
 
 /// Peak resident memory of a process, from /proc (Linux), in MiB.
