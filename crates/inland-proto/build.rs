@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(PROTOS, [&root])?;
     std::fs::write(out.join("inland_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
+        .codec_path("crate::codec::BytesCodec")
         .bytes(".inland.ingest.v1.CameraFrame.jpeg")
         .bytes(".inland.pipeline.v1.AnonymizedFrame.jpeg")
         .compile_fds(fds)?;

@@ -1,5 +1,7 @@
 //! Generated code for Inland's protobuf packages. One module per versioned package.
 
+pub mod codec;
+
 pub mod ingest {
     pub mod v1 {
         tonic::include_proto!("inland.ingest.v1");
