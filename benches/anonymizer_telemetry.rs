@@ -255,11 +255,7 @@ async fn over_kafka(
 /// `process` alone, in a loop on this thread: µs per record, the best of three passes.
 async fn tight_loop(stage: &impl Stage, inputs: &[Consumed]) -> f64 {
     let mut best = f64::INFINITY;
-    let passes: usize = std::env::var("TIGHT_PASSES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    for _ in 0..passes {
+    for _ in 0..3 {
         let started = Instant::now();
         let mut outputs = 0;
         for input in inputs {
