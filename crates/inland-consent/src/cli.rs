@@ -301,12 +301,7 @@ pub fn notice_sha256(path: &Path) -> Result<String, Error> {
         path: path.to_owned(),
         source,
     })?;
-    Ok(hex(&Sha256::digest(&text)))
-}
-
-/// Lower-case hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(hex::encode(Sha256::digest(&text)))
 }
 
 fn subject(args: &SubjectArgs) -> Subject {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{Principal, Role, hex};
+use crate::auth::{Principal, Role};
 use crate::engine::Interface;
 use crate::metrics;
 
@@ -145,7 +145,7 @@ impl AuditLog {
             "{}-{}-{}",
             sanitize(&writer),
             Utc::now().format("%Y%m%dT%H%M%SZ"),
-            hex(&rand::random::<[u8; 4]>())
+            hex::encode(rand::random::<[u8; 4]>())
         );
         Self {
             store,
@@ -221,7 +221,7 @@ fn seal(entry: &Entry) -> (Bytes, String) {
 }
 
 fn hash_of(value_without_hash: &Value) -> String {
-    hex(&Sha256::digest(canonical(value_without_hash)))
+    hex::encode(Sha256::digest(canonical(value_without_hash)))
 }
 
 /// JSON with object keys sorted at every level and no whitespace: the same bytes for the

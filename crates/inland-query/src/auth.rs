@@ -236,17 +236,6 @@ fn parse_hash(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Lower-case hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 /// A new random token (256 bits, URL-safe) and its entry for the token list.
 pub fn generate(user: &str, role: Role) -> (String, TokenEntry) {
     let bytes: [u8; 32] = rand::random();
@@ -257,7 +246,7 @@ pub fn generate(user: &str, role: Role) -> (String, TokenEntry) {
     let entry = TokenEntry {
         user: user.into(),
         role,
-        sha256: hex(&hash(&token)),
+        sha256: hex::encode(hash(&token)),
     };
     (token, entry)
 }

@@ -31,7 +31,7 @@ use inland_datasets::telemetry::PSEUDONYM;
 use sha2::{Digest, Sha256};
 
 use crate::audit::{Appended, Kind, Transfer};
-use crate::auth::{Principal, hex};
+use crate::auth::Principal;
 use crate::engine::{Attempt, Engine, Interface, collect, plan, within};
 use crate::output::{self, Format};
 use crate::{Error, metrics};
@@ -148,7 +148,7 @@ impl Engine {
             Err(e) => return Err(self.failed(attempt, e).await),
         };
         let rows: u64 = kept.iter().map(|b| b.num_rows() as u64).sum();
-        let sha256 = hex(&Sha256::digest(&body));
+        let sha256 = hex::encode(Sha256::digest(&body));
         let transfer = Transfer {
             approved_by: request.approved_by.trim().into(),
             k,
@@ -596,7 +596,7 @@ mod tests {
         assert_eq!(report.groups_suppressed, small);
         assert_eq!(report.rows, sizes.len() as u64 - small);
         let csv = std::fs::read(&out).unwrap();
-        assert_eq!(hex(&Sha256::digest(&csv)), report.sha256);
+        assert_eq!(hex::encode(Sha256::digest(&csv)), report.sha256);
         let text = String::from_utf8(csv).unwrap();
         assert!(text.starts_with("date,hour,samples,speed\n"), "{text}");
         assert!(!text.contains(GROUP_SIZE));

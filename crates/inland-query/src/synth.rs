@@ -27,7 +27,6 @@ use inland_datasets::Dataset;
 use inland_store::ObjectStore;
 
 use crate::Error;
-use crate::auth::hex;
 
 /// The cameras frames come from.
 pub const CAMERAS: [&str; 4] = ["front", "rear", "left", "right"];
@@ -112,7 +111,8 @@ struct Vehicle {
 impl Vehicle {
     fn new(seed: u64, index: u32) -> Self {
         let mut rng = Rng(seed ^ (u64::from(index) << 32 | 0x5EED));
-        let pseudonym = hex(&[rng.next_u64().to_be_bytes(), rng.next_u64().to_be_bytes()].concat());
+        let pseudonym =
+            hex::encode([rng.next_u64().to_be_bytes(), rng.next_u64().to_be_bytes()].concat());
         Self {
             pseudonym,
             first_hour: (rng.next_u64() % 24) as u32,
