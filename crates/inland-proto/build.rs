@@ -23,6 +23,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".inland.ingest.v1.CameraFrame.jpeg")
         .bytes(".inland.pipeline.v1.AnonymizedFrame.jpeg")
         .compile_fds(fds)?;
+    // The gateway's server of the same service, taking uploads with their telemetry still
+    // encoded (src/ingest/v1/in_place.rs); the reflection descriptors stay the proto's.
+    let method = |name: &str, route: &str, input: &str, output: &str| {
+        tonic_build::manual::Method::builder()
+            .name(name)
+            .route_name(route)
+            .input_type(format!("crate::ingest::v1::in_place::{input}"))
+            .output_type(format!("crate::ingest::v1::{output}"))
+            .codec_path("crate::codec::BytesCodec")
+    };
+    let ingest = tonic_build::manual::Service::builder()
+        .name("VehicleIngest")
+        .package("inland.ingest.v1")
+        .method(
+            method("upload", "Upload", "UploadRequest", "UploadAck")
+                .client_streaming()
+                .server_streaming()
+                .build(),
+        )
+        .method(
+            method(
+                "upload_batch",
+                "UploadBatch",
+                "UploadBatchRequest",
+                "UploadBatchResponse",
+            )
+            .build(),
+        )
+        .build();
+    tonic_build::manual::Builder::new()
+        .build_client(false)
+        .compile(&[ingest]);
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())
 }

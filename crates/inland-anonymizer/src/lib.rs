@@ -37,6 +37,7 @@ mod wire;
 
 pub use erasure::ErasureStage;
 pub use error::Error;
+pub use inland_proto::wire::Value as SampleValue;
 pub use keys::Pseudonymizer;
 pub use purpose::{
     DRIVING_STATISTICS, LocationPrecision, PurposeConfig, ROAD_IMAGERY, default_purposes,
@@ -45,4 +46,3 @@ pub use purpose::{
 pub use record::{Anonymized, RECORD_ID_HEADER, SCHEMA_HEADER, TRACEPARENT_HEADER};
 pub use stage::{AnonymizerConfig, AnonymizerStage, FramesMode};
 pub use view::{FromTopic, TelemetrySample, TelemetryView};
-pub use wire::Value as SampleValue;

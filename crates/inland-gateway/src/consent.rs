@@ -5,7 +5,7 @@
 use inland_consent::ConsentView;
 use inland_consent::proto::Category;
 use inland_core::Vin;
-use inland_proto::ingest::v1::upload_request;
+use inland_proto::ingest::v1::in_place::UploadPayload;
 
 use crate::{Error, metrics};
 
@@ -42,10 +42,10 @@ impl ConsentCheck {
     /// of payload (audio, say) does not compile until it names the consent it needs.
     /// Telemetry with positions needs telemetry consent only: without precise location
     /// consent the anonymizer snaps positions to a grid.
-    pub fn category(&self, payload: &upload_request::Payload) -> Category {
+    pub fn category(&self, payload: &UploadPayload) -> Category {
         match payload {
-            upload_request::Payload::Telemetry(_) => Category::Telemetry,
-            upload_request::Payload::Frame(frame) => {
+            UploadPayload::Telemetry(_) => Category::Telemetry,
+            UploadPayload::Frame(frame) => {
                 if self.is_exterior(&frame.camera_id) {
                     Category::CameraFrames
                 } else {
@@ -64,7 +64,7 @@ impl ConsentCheck {
         &self,
         vin: &Vin,
         driver_profile: Option<&str>,
-        payload: &upload_request::Payload,
+        payload: &UploadPayload,
     ) -> Result<Admitted, Error> {
         let category = self.category(payload);
         let purposes = self.view.purposes(vin, driver_profile, category);
@@ -104,7 +104,7 @@ mod tests {
     use inland_consent::proto::{GrantRequest, Notice, Subject, WithdrawRequest};
     use inland_consent::{ConsentLedger, ConsentLog, Principal, ViewOptions};
     use inland_core::ErrorCode;
-    use inland_proto::ingest::v1::{CameraFrame, TelemetryBatch};
+    use inland_proto::ingest::v1::CameraFrame;
     use inland_stage::{MemoryBus, TopicSpec};
 
     use super::*;
@@ -146,15 +146,15 @@ mod tests {
         (ledger, check, Vin::parse(VIN).unwrap())
     }
 
-    fn frame(camera_id: &str) -> upload_request::Payload {
-        upload_request::Payload::Frame(CameraFrame {
+    fn frame(camera_id: &str) -> UploadPayload {
+        UploadPayload::Frame(CameraFrame {
             camera_id: camera_id.into(),
             ..CameraFrame::default()
         })
     }
 
-    fn telemetry() -> upload_request::Payload {
-        upload_request::Payload::Telemetry(TelemetryBatch::default())
+    fn telemetry() -> UploadPayload {
+        UploadPayload::Telemetry(Default::default())
     }
 
     fn grant(categories: &[Category]) -> GrantRequest {

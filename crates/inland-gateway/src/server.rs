@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use inland_consent::proto::consent_service_server::ConsentServiceServer;
 use inland_consent::{ConsentLedger, ConsentLog};
-use inland_proto::ingest::v1::vehicle_ingest_server::VehicleIngestServer;
+use inland_proto::ingest::v1::in_place::vehicle_ingest_server::VehicleIngestServer;
 use inland_stage::Producer;
 use inland_tls::ServerTls;
 use tokio::net::TcpListener;

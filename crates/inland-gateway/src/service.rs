@@ -4,13 +4,11 @@ use std::time::{Instant, SystemTime};
 
 use futures::{Stream, StreamExt};
 use inland_core::Vin;
-use inland_proto::ingest::v1::vehicle_ingest_server::VehicleIngest;
-use inland_proto::ingest::v1::{
-    AckStatus, UploadAck, UploadBatchRequest, UploadBatchResponse, UploadRequest,
-};
+use inland_proto::ingest::v1::in_place::vehicle_ingest_server::VehicleIngest;
+use inland_proto::ingest::v1::in_place::{UploadBatchRequest, UploadRequest};
+use inland_proto::ingest::v1::{AckStatus, UploadAck, UploadBatchResponse};
 use inland_proto::pipeline::v1::RAW_RECORD_SCHEMA;
 use inland_stage::{Producer, Record, trace};
-use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -142,8 +140,8 @@ impl IngestService {
         };
         let now = SystemTime::now();
         let window = Window::new(config, now);
-        let raw = validate::to_raw_record(req, vin, admitted, config, &window)?;
-        let owner = match self.inner.dedup.claim(vin, &raw.message_id).await {
+        let upload = validate::to_raw_record(req, vin, admitted, config, &window)?;
+        let owner = match self.inner.dedup.claim(vin, &upload.message_id).await {
             Claim::Duplicate => return Ok(Outcome::Duplicate),
             Claim::Owner(owner) => owner,
         };
@@ -152,7 +150,7 @@ impl IngestService {
             headers: vec![
                 (
                     MESSAGE_ID_HEADER.into(),
-                    raw.message_id.clone().into_bytes().into(),
+                    upload.message_id.into_bytes().into(),
                 ),
                 (SCHEMA_HEADER.into(), RAW_RECORD_SCHEMA.as_bytes().into()),
                 // Replaced by this upload's span when it is exported.
@@ -165,7 +163,7 @@ impl IngestService {
                         .into(),
                 ),
             ],
-            payload: raw.encode_to_vec().into(),
+            payload: upload.record,
             timestamp_ms: now
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .ok()

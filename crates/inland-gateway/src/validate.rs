@@ -3,13 +3,15 @@
 
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use inland_core::Vin;
 use inland_core::vss::{self, Datatype, Sensitivity};
 use inland_proto::Timestamp;
-use inland_proto::ingest::v1::{
-    CameraFrame, Position, Sample, TelemetryBatch, UploadRequest, sample, upload_request,
-};
+use inland_proto::ingest::v1::in_place::{UploadPayload, UploadRequest};
+use inland_proto::ingest::v1::{CameraFrame, Position};
 use inland_proto::pipeline::v1::{RawRecord, raw_record};
+use inland_proto::wire::{self, SampleView, Value};
+use prost::Message;
 
 use crate::consent::Admitted;
 use crate::{Error, GatewayConfig};
@@ -55,15 +57,22 @@ impl Window {
     }
 }
 
-/// Validates `req` from the authenticated `vin` and turns it into the raw-topic record,
-/// naming the consent it was `admitted` under.
+/// An upload that passed every check, encoded as its record on the raw topic.
+pub struct RawUpload {
+    pub message_id: String,
+    pub record: Bytes,
+}
+
+/// Validates `req` from the authenticated `vin` and encodes it as the raw-topic record,
+/// naming the consent it was `admitted` under. Telemetry is checked where it lies and
+/// written as it came.
 pub fn to_raw_record(
     req: UploadRequest,
     vin: &Vin,
     admitted: Admitted,
     config: &GatewayConfig,
     window: &Window,
-) -> Result<RawRecord, Error> {
+) -> Result<RawUpload, Error> {
     if req.message_id.is_empty() {
         return Err(invalid("message_id is empty".into()));
     }
@@ -79,59 +88,76 @@ pub fn to_raw_record(
         .recorded_at
         .ok_or_else(|| invalid("recorded_at is missing".into()))?;
     window.check(&recorded_at, "recorded_at")?;
-    let payload = match req.payload {
-        None => {
-            return Err(invalid(
-                "the upload has no payload: send telemetry or a frame".into(),
-            ));
-        }
-        Some(upload_request::Payload::Telemetry(batch)) => {
-            check_batch(&batch, config, window)?;
-            raw_record::Payload::Telemetry(batch)
-        }
-        Some(upload_request::Payload::Frame(frame)) => {
-            check_frame(&frame, window)?;
-            raw_record::Payload::Frame(frame)
-        }
-    };
-    Ok(RawRecord {
+    let mut header = RawRecord {
         message_id: req.message_id,
         vin: vin.as_str().to_owned(),
         recorded_at: Some(recorded_at),
         received_at: Some(window.now.into()),
         purposes: admitted.purposes,
         precise_location_purposes: admitted.precise_location_purposes,
-        payload: Some(payload),
+        payload: None,
+    };
+    let record = match req.payload {
+        None => {
+            return Err(invalid(
+                "the upload has no payload: send telemetry or a frame".into(),
+            ));
+        }
+        Some(UploadPayload::Telemetry(batch)) => {
+            check_batch(&batch, config, window)?;
+            // The payload is the last field prost writes: the header's encoding followed
+            // by it is the encoding of the whole record.
+            let batch_len = prost::encoding::bytes::encoded_len(TELEMETRY, &batch);
+            let mut record = Vec::with_capacity(header.encoded_len() + batch_len);
+            header.encode_raw(&mut record);
+            prost::encoding::bytes::encode(TELEMETRY, &batch, &mut record);
+            record
+        }
+        Some(UploadPayload::Frame(frame)) => {
+            check_frame(&frame, window)?;
+            header.payload = Some(raw_record::Payload::Frame(frame));
+            header.encode_to_vec()
+        }
+    };
+    Ok(RawUpload {
+        message_id: std::mem::take(&mut header.message_id),
+        record: record.into(),
     })
 }
 
-fn check_batch(
-    batch: &TelemetryBatch,
-    config: &GatewayConfig,
-    window: &Window,
-) -> Result<(), Error> {
-    if batch.samples.is_empty() {
+/// `RawRecord.telemetry`.
+const TELEMETRY: u32 = 10;
+
+fn check_batch(batch: &[u8], config: &GatewayConfig, window: &Window) -> Result<(), Error> {
+    let mut samples = Vec::new();
+    wire::samples_of(batch, wire::NESTING_LIMIT, &mut samples).ok_or_else(|| {
+        invalid("the telemetry batch is not a well-formed inland.ingest.v1.TelemetryBatch".into())
+    })?;
+    if samples.is_empty() {
         return Err(invalid("the telemetry batch has no samples".into()));
     }
-    if batch.samples.len() > config.max_samples_per_batch {
+    if samples.len() > config.max_samples_per_batch {
         return Err(invalid(format!(
             "the telemetry batch has {} samples, at most {} are accepted",
-            batch.samples.len(),
+            samples.len(),
             config.max_samples_per_batch
         )));
     }
-    for (i, s) in batch.samples.iter().enumerate() {
+    for (i, s) in samples.iter().enumerate() {
         check_sample(s, window).map_err(|e| invalid(format!("sample {i} ({}): {e}", s.path)))?;
     }
     Ok(())
 }
 
-fn check_sample(s: &Sample, window: &Window) -> Result<(), String> {
-    let signal = vss::lookup(&s.path).ok_or("not a VSS signal Inland accepts")?;
+fn check_sample(s: &SampleView<'_>, window: &Window) -> Result<(), String> {
+    let signal = s
+        .signal
+        .map(|i| &vss::catalog()[i])
+        .ok_or("not a VSS signal Inland accepts")?;
     if let Some(t) = &s.time {
         window.check(t, "time").map_err(|e| e.to_string())?;
     }
-    let value = s.value.as_ref().ok_or("no value")?;
+    let value = s.value.ok_or("no value")?;
     let want = signal.datatype;
     let type_error = || {
         format!(
@@ -141,32 +167,32 @@ fn check_sample(s: &Sample, window: &Window) -> Result<(), String> {
         )
     };
     match value {
-        sample::Value::BoolValue(_) if want == Datatype::Boolean => Ok(()),
-        sample::Value::StringValue(v) if want == Datatype::String => {
+        Value::Bool(_) if want == Datatype::Boolean => Ok(()),
+        Value::String(v) if want == Datatype::String => {
             if v.len() > MAX_STRING_VALUE {
                 Err(format!("string longer than {MAX_STRING_VALUE} bytes"))
             } else {
                 Ok(())
             }
         }
-        sample::Value::IntValue(v) => match want.int_range() {
-            Some((lo, hi)) if (lo..=hi).contains(v) => Ok(()),
+        Value::Int(v) => match want.int_range() {
+            Some((lo, hi)) if (lo..=hi).contains(&v) => Ok(()),
             Some((lo, hi)) => Err(format!(
                 "{v} is outside {} range {lo}..={hi}",
                 want.as_str()
             )),
             None => Err(type_error()),
         },
-        sample::Value::UintValue(v) => match want.uint_max() {
-            Some(max) if *v <= max => Ok(()),
+        Value::Uint(v) => match want.uint_max() {
+            Some(max) if v <= max => Ok(()),
             Some(max) => Err(format!("{v} is outside {} range 0..={max}", want.as_str())),
             None => Err(type_error()),
         },
-        sample::Value::FloatValue(v) if want == Datatype::Float => finite(f64::from(*v)),
-        sample::Value::DoubleValue(v) if want == Datatype::Double => {
-            finite(*v)?;
+        Value::Float(v) if want == Datatype::Float => finite(f64::from(v)),
+        Value::Double(v) if want == Datatype::Double => {
+            finite(v)?;
             if signal.sensitivity == Sensitivity::Location {
-                check_coordinate(signal.path, *v)?;
+                check_coordinate(signal.path, v)?;
             }
             Ok(())
         }
@@ -237,14 +263,14 @@ fn finite(v: f64) -> Result<(), String> {
     }
 }
 
-fn value_kind(v: &sample::Value) -> &'static str {
+fn value_kind(v: Value<'_>) -> &'static str {
     match v {
-        sample::Value::BoolValue(_) => "bool_value",
-        sample::Value::IntValue(_) => "int_value",
-        sample::Value::UintValue(_) => "uint_value",
-        sample::Value::FloatValue(_) => "float_value",
-        sample::Value::DoubleValue(_) => "double_value",
-        sample::Value::StringValue(_) => "string_value",
+        Value::Bool(_) => "bool_value",
+        Value::Int(_) => "int_value",
+        Value::Uint(_) => "uint_value",
+        Value::Float(_) => "float_value",
+        Value::Double(_) => "double_value",
+        Value::String(_) => "string_value",
     }
 }
 
@@ -262,6 +288,10 @@ fn invalid(message: String) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use inland_proto::ingest::v1::{
+        self as generated, Sample, TelemetryBatch, sample, upload_request,
+    };
+
     use super::*;
 
     fn vin() -> Vin {
@@ -280,8 +310,8 @@ mod tests {
         }
     }
 
-    fn telemetry(samples: Vec<Sample>) -> UploadRequest {
-        UploadRequest {
+    fn telemetry(samples: Vec<Sample>) -> generated::UploadRequest {
+        generated::UploadRequest {
             message_id: "m-1".into(),
             recorded_at: ts(SystemTime::now()),
             vin: String::new(),
@@ -292,16 +322,21 @@ mod tests {
         }
     }
 
-    fn check(req: UploadRequest) -> Result<RawRecord, String> {
+    /// Checks `req` as the gateway receives it; the record it becomes, as prost reads it.
+    fn check(req: generated::UploadRequest) -> Result<RawRecord, String> {
         let config = GatewayConfig::default();
-        to_raw_record(
-            req,
+        let in_place = UploadRequest::decode(&req.encode_to_vec()[..]).unwrap();
+        let upload = to_raw_record(
+            in_place,
             &vin(),
             Admitted::default(),
             &config,
             &Window::new(&config, SystemTime::now()),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        let record = RawRecord::decode(upload.record).unwrap();
+        assert_eq!(upload.message_id, record.message_id);
+        Ok(record)
     }
 
     #[test]
@@ -318,6 +353,62 @@ mod tests {
         .unwrap();
         assert_eq!(raw.vin, vin().as_str());
         assert!(raw.received_at.is_some());
+    }
+
+    #[test]
+    fn the_record_is_the_upload_with_its_samples_as_sent() {
+        let mut speed = sample("Vehicle.Speed", sample::Value::FloatValue(42.5));
+        speed.time = ts(SystemTime::now());
+        let req = telemetry(vec![
+            speed,
+            sample("Vehicle.IsMoving", sample::Value::BoolValue(true)),
+        ]);
+        let raw = check(req.clone()).unwrap();
+        assert_eq!(raw.message_id, req.message_id);
+        assert_eq!(raw.recorded_at, req.recorded_at);
+        let (
+            Some(raw_record::Payload::Telemetry(got)),
+            Some(upload_request::Payload::Telemetry(sent)),
+        ) = (&raw.payload, &req.payload)
+        else {
+            panic!("not telemetry");
+        };
+        assert_eq!(got, sent);
+        // Byte for byte what prost writes for the same record.
+        let config = GatewayConfig::default();
+        let upload = to_raw_record(
+            UploadRequest::decode(&req.encode_to_vec()[..]).unwrap(),
+            &vin(),
+            Admitted::default(),
+            &config,
+            &Window::new(&config, SystemTime::now()),
+        )
+        .unwrap();
+        let reencoded = RawRecord::decode(upload.record.clone())
+            .unwrap()
+            .encode_to_vec();
+        assert_eq!(upload.record, reencoded);
+    }
+
+    #[test]
+    fn refuses_a_malformed_batch_saying_so() {
+        let mut req = telemetry(vec![]);
+        // A sample field whose length runs past the end of the batch.
+        req.payload = None;
+        let mut bytes = req.encode_to_vec();
+        bytes.extend_from_slice(&[0x52, 0x02, 0x0a, 0x09]);
+        let config = GatewayConfig::default();
+        let err = to_raw_record(
+            UploadRequest::decode(&bytes[..]).unwrap(),
+            &vin(),
+            Admitted::default(),
+            &config,
+            &Window::new(&config, SystemTime::now()),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("not a well-formed"), "{err}");
     }
 
     #[test]
@@ -407,7 +498,7 @@ mod tests {
 
     #[test]
     fn checks_frames() {
-        let frame = |jpeg: &[u8]| UploadRequest {
+        let frame = |jpeg: &[u8]| generated::UploadRequest {
             message_id: "f-1".into(),
             recorded_at: ts(SystemTime::now()),
             vin: String::new(),

@@ -1,10 +1,14 @@
 //! Generated code for Inland's protobuf packages. One module per versioned package.
 
 pub mod codec;
+pub mod wire;
 
 pub mod ingest {
     pub mod v1 {
         tonic::include_proto!("inland.ingest.v1");
+
+        /// The gateway's server, uploads taken with their telemetry still encoded.
+        pub mod in_place;
     }
 }
 
