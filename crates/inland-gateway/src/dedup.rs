@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use foldhash::fast::RandomState;
 use inland_core::Vin;
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::GatewayConfig;
 
@@ -29,9 +29,9 @@ pub struct Deduplicator {
 
 struct State {
     accepted: Accepted,
-    /// Message ids being produced right now, with a channel whose sender is dropped when
-    /// that attempt ends either way.
-    in_flight: HashMap<Key, watch::Receiver<()>, Hasher>,
+    /// Message ids being produced right now, each with a token cancelled when that
+    /// attempt ends either way.
+    in_flight: HashMap<Key, CancellationToken, Hasher>,
 }
 
 /// The message ids accepted lately, in two generations. Ids go into `current`; once it is
@@ -58,7 +58,11 @@ pub enum Claim {
 pub struct Owner {
     key: Key,
     inner: Arc<Mutex<State>>,
-    _done: watch::Sender<()>,
+    /// Whether `accepted` already took the id out of `in_flight`.
+    settled: bool,
+    /// Wakes the retries waiting on this attempt when the owner is dropped, after the
+    /// lock is released.
+    _done: DropGuard,
 }
 
 impl Deduplicator {
@@ -83,7 +87,7 @@ impl Deduplicator {
     pub async fn claim(&self, vin: &Vin, message_id: &str) -> Claim {
         let key: Key = format!("{}/{message_id}", vin.as_str()).into();
         loop {
-            let mut wait = {
+            let wait = {
                 let mut state = self.inner.lock().expect("dedup lock poisoned");
                 // Checked under the lock that `Owner` also takes, so an attempt that just
                 // finished is seen either as accepted or as still in flight, never neither.
@@ -91,20 +95,21 @@ impl Deduplicator {
                     return Claim::Duplicate;
                 }
                 match state.in_flight.get(&key) {
-                    Some(rx) => rx.clone(),
+                    Some(done) => done.clone(),
                     None => {
-                        let (tx, rx) = watch::channel(());
-                        state.in_flight.insert(key.clone(), rx);
+                        let done = CancellationToken::new();
+                        state.in_flight.insert(key.clone(), done.clone());
                         return Claim::Owner(Owner {
                             key,
                             inner: self.inner.clone(),
-                            _done: tx,
+                            settled: false,
+                            _done: done.drop_guard(),
                         });
                     }
                 }
             };
-            // Resolves when the owner's sender is dropped, whatever its outcome.
-            let _ = wait.changed().await;
+            // Resolves when the owner is dropped, whatever its outcome.
+            wait.cancelled().await;
         }
     }
 }
@@ -138,22 +143,27 @@ impl Accepted {
 }
 
 impl Owner {
-    pub fn accepted(self) {
+    /// Remembers the id as accepted; in the same critical section it stops being in flight.
+    pub fn accepted(mut self) {
         let forgotten = {
             let mut state = self.inner.lock().expect("dedup lock poisoned");
+            state.in_flight.remove(&self.key);
             state.accepted.insert(self.key.clone())
         };
+        self.settled = true;
         drop(forgotten);
     }
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.inner
-            .lock()
-            .expect("dedup lock poisoned")
-            .in_flight
-            .remove(&self.key);
+        if !self.settled {
+            self.inner
+                .lock()
+                .expect("dedup lock poisoned")
+                .in_flight
+                .remove(&self.key);
+        }
     }
 }
 

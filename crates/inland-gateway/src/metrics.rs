@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 
 use crate::Error;
 
@@ -13,19 +13,41 @@ pub enum Outcome {
     Duplicate,
 }
 
-pub fn upload_acked(outcome: Outcome, latency: Duration) {
-    let label = match outcome {
-        Outcome::Accepted => "accepted",
-        Outcome::Duplicate => "duplicate",
-    };
-    counter!("inland_gateway_uploads_total", "outcome" => label, "code" => "ok").increment(1);
-    histogram!("inland_gateway_ack_latency_seconds", "outcome" => label)
-        .record(latency.as_secs_f64());
-    tracing::trace!(
-        outcome = label,
-        latency_ms = latency.as_millis() as u64,
-        "upload acked"
-    );
+/// The metrics every accepted upload records, registered once: looked up by name and
+/// labels on every upload they cost ~2 % of the gateway's CPU.
+pub struct UploadMetrics {
+    accepted: Counter,
+    duplicate: Counter,
+    accepted_latency: Histogram,
+    duplicate_latency: Histogram,
+}
+
+impl UploadMetrics {
+    /// With the recorder installed at the time of the call.
+    pub fn register() -> Self {
+        let counter = |label: &'static str| counter!("inland_gateway_uploads_total", "outcome" => label, "code" => "ok");
+        let latency = |label: &'static str| histogram!("inland_gateway_ack_latency_seconds", "outcome" => label);
+        Self {
+            accepted: counter("accepted"),
+            duplicate: counter("duplicate"),
+            accepted_latency: latency("accepted"),
+            duplicate_latency: latency("duplicate"),
+        }
+    }
+
+    pub fn acked(&self, outcome: Outcome, latency: Duration) {
+        let (label, count, histogram) = match outcome {
+            Outcome::Accepted => ("accepted", &self.accepted, &self.accepted_latency),
+            Outcome::Duplicate => ("duplicate", &self.duplicate, &self.duplicate_latency),
+        };
+        count.increment(1);
+        histogram.record(latency.as_secs_f64());
+        tracing::trace!(
+            outcome = label,
+            latency_ms = latency.as_millis() as u64,
+            "upload acked"
+        );
+    }
 }
 
 pub fn upload_rejected(error: &Error, latency: Duration) {

@@ -16,7 +16,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::consent::{Admitted, ConsentCheck};
 use crate::dedup::{Claim, Deduplicator};
 use crate::limits::VehicleRateLimit;
-use crate::metrics::{self, Outcome};
+use crate::metrics::{self, Outcome, UploadMetrics};
 use crate::validate::{self, Window};
 use crate::{Error, GatewayConfig, identity, trace_context};
 
@@ -34,6 +34,7 @@ struct Inner {
     dedup: Deduplicator,
     rate: VehicleRateLimit,
     consent: ConsentCheck,
+    metrics: UploadMetrics,
 }
 
 impl IngestService {
@@ -51,6 +52,7 @@ impl IngestService {
                 dedup,
                 rate,
                 consent,
+                metrics: UploadMetrics::register(),
             }),
         })
     }
@@ -98,7 +100,7 @@ impl IngestService {
         let message_id = req.message_id.clone();
         match self.store(vin, parent, req).await {
             Ok(outcome) => {
-                metrics::upload_acked(outcome, started.elapsed());
+                self.inner.metrics.acked(outcome, started.elapsed());
                 let status = match outcome {
                     Outcome::Accepted => AckStatus::Accepted,
                     Outcome::Duplicate => AckStatus::Duplicate,
@@ -192,8 +194,10 @@ impl VehicleIngest for IngestService {
         &self,
         request: Request<Streaming<UploadRequest>>,
     ) -> Result<Response<AckStream>, Status> {
-        let vin = self.authenticate(&request)?;
-        let traceparent = trace_context::incoming(request.metadata());
+        // Shared by every upload of the stream.
+        let vin = Arc::new(self.authenticate(&request)?);
+        let traceparent: Option<Arc<str>> =
+            trace_context::incoming(request.metadata()).map(Into::into);
         let service = self.clone();
         let in_flight = self.inner.config.max_in_flight_per_stream;
         let open = StreamGuard::open();
@@ -205,12 +209,14 @@ impl VehicleIngest for IngestService {
                 let _counted_until_dropped = &open;
                 let (service, vin, traceparent) =
                     (service.clone(), vin.clone(), traceparent.clone());
-                async move {
+                // Boxed: an upload's future is large, and moving it into the set of pending
+                // ones cost ~3 % of the gateway's CPU in memmove.
+                Box::pin(async move {
                     match msg {
                         Ok(req) => Ok(service.handle(&vin, traceparent.as_deref(), req).await),
                         Err(status) => Err(status),
                     }
-                }
+                })
             })
             .buffer_unordered(in_flight);
         Ok(Response::new(Box::pin(acks)))

@@ -310,26 +310,28 @@ impl Producer for KafkaProducer {
                 })
             },
         );
+        let mut message = FutureRecord::to(topic)
+            .payload(record.payload.as_ref())
+            .headers(headers);
+        if !record.key.is_empty() {
+            message = message.key(record.key.as_ref());
+        }
+        if let Some(ms) = record.timestamp_ms {
+            message = message.timestamp(ms);
+        }
         let mut waited = false;
         let delivery = loop {
-            let mut message = FutureRecord::to(topic)
-                .payload(record.payload.as_ref())
-                .headers(headers.clone());
-            if !record.key.is_empty() {
-                message = message.key(record.key.as_ref());
-            }
-            if let Some(ms) = record.timestamp_ms {
-                message = message.timestamp(ms);
-            }
             match self.inner.send_result(message) {
                 Ok(delivery) => break delivery,
-                // librdkafka's local queue is full: wait for it to drain (backpressure).
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                // librdkafka's local queue is full: wait for it to drain (backpressure),
+                // then offer the same record again.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), refused)) => {
                     if !waited {
                         metrics::producer_queue_full(topic);
                         waited = true;
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
+                    message = refused;
                 }
                 Err((error, _)) => return Err(delivery_error(topic, error)),
             }
