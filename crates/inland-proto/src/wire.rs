@@ -309,6 +309,7 @@ pub fn skip(wire_type: WireType, tag: u32, buf: &mut &[u8], nesting: u32) -> Opt
 
 /// Writing a value as its field of `Sample.value`.
 impl Value<'_> {
+    #[inline]
     pub fn encoded_len(&self) -> usize {
         match *self {
             Value::Bool(_) => 2,
@@ -365,6 +366,7 @@ pub fn put_key(tag: u32, wire_type: WireType, buf: &mut impl BufMut) {
 }
 
 /// A length-delimited field of `len` bytes.
+#[inline]
 pub fn bytes_len(tag: u32, len: usize) -> usize {
     prost::encoding::key_len(tag) + encoded_len_varint(len as u64) + len
 }
