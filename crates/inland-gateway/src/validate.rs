@@ -130,6 +130,8 @@ const TELEMETRY: u32 = 10;
 
 fn check_batch(batch: &[u8], config: &GatewayConfig, window: &Window) -> Result<(), Error> {
     let mut samples = Vec::new();
+    // At the depth the batch has in the raw record, where every stage after reads it (in
+    // an `UploadBatch` it sits one level deeper).
     wire::samples_of(batch, wire::NESTING_LIMIT, &mut samples).ok_or_else(|| {
         invalid("the telemetry batch is not a well-formed inland.ingest.v1.TelemetryBatch".into())
     })?;
