@@ -6,6 +6,9 @@ use metrics::{Counter, Histogram, counter, gauge, histogram};
 
 use crate::Error;
 
+const UPLOADS_TOTAL: &str = "inland_gateway_uploads_total";
+const ACK_LATENCY: &str = "inland_gateway_ack_latency_seconds";
+
 /// How an upload ended.
 #[derive(Debug, Clone, Copy)]
 pub enum Outcome {
@@ -25,8 +28,9 @@ pub struct UploadMetrics {
 impl UploadMetrics {
     /// With the recorder installed at the time of the call.
     pub fn register() -> Self {
-        let counter = |label: &'static str| counter!("inland_gateway_uploads_total", "outcome" => label, "code" => "ok");
-        let latency = |label: &'static str| histogram!("inland_gateway_ack_latency_seconds", "outcome" => label);
+        let counter =
+            |label: &'static str| counter!(UPLOADS_TOTAL, "outcome" => label, "code" => "ok");
+        let latency = |label: &'static str| histogram!(ACK_LATENCY, "outcome" => label);
         Self {
             accepted: counter("accepted"),
             duplicate: counter("duplicate"),
@@ -52,9 +56,8 @@ impl UploadMetrics {
 
 pub fn upload_rejected(error: &Error, latency: Duration) {
     let code = error.code().as_str();
-    counter!("inland_gateway_uploads_total", "outcome" => "rejected", "code" => code).increment(1);
-    histogram!("inland_gateway_ack_latency_seconds", "outcome" => "rejected")
-        .record(latency.as_secs_f64());
+    counter!(UPLOADS_TOTAL, "outcome" => "rejected", "code" => code).increment(1);
+    histogram!(ACK_LATENCY, "outcome" => "rejected").record(latency.as_secs_f64());
     tracing::debug!(code, reason = %error, "upload rejected");
 }
 

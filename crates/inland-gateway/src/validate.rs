@@ -324,18 +324,22 @@ mod tests {
         }
     }
 
-    /// Checks `req` as the gateway receives it; the record it becomes, as prost reads it.
-    fn check(req: generated::UploadRequest) -> Result<RawRecord, String> {
+    /// An upload's bytes as the gateway receives and checks them.
+    fn raw_upload(bytes: &[u8]) -> Result<RawUpload, String> {
         let config = GatewayConfig::default();
-        let in_place = UploadRequest::decode(&req.encode_to_vec()[..]).unwrap();
-        let upload = to_raw_record(
-            in_place,
+        to_raw_record(
+            UploadRequest::decode(bytes).unwrap(),
             &vin(),
             Admitted::default(),
             &config,
             &Window::new(&config, SystemTime::now()),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+    }
+
+    /// Checks `req` as the gateway receives it; the record it becomes, as prost reads it.
+    fn check(req: generated::UploadRequest) -> Result<RawRecord, String> {
+        let upload = raw_upload(&req.encode_to_vec())?;
         let record = RawRecord::decode(upload.record).unwrap();
         assert_eq!(upload.message_id, record.message_id);
         Ok(record)
@@ -377,15 +381,7 @@ mod tests {
         };
         assert_eq!(got, sent);
         // Byte for byte what prost writes for the same record.
-        let config = GatewayConfig::default();
-        let upload = to_raw_record(
-            UploadRequest::decode(&req.encode_to_vec()[..]).unwrap(),
-            &vin(),
-            Admitted::default(),
-            &config,
-            &Window::new(&config, SystemTime::now()),
-        )
-        .unwrap();
+        let upload = raw_upload(&req.encode_to_vec()).unwrap();
         let reencoded = RawRecord::decode(upload.record.clone())
             .unwrap()
             .encode_to_vec();
@@ -395,21 +391,11 @@ mod tests {
     #[test]
     fn refuses_a_malformed_batch_saying_so() {
         let mut req = telemetry(vec![]);
-        // A sample field whose length runs past the end of the batch.
         req.payload = None;
         let mut bytes = req.encode_to_vec();
+        // A batch holding a sample field whose length runs past the end of the batch.
         bytes.extend_from_slice(&[0x52, 0x02, 0x0a, 0x09]);
-        let config = GatewayConfig::default();
-        let err = to_raw_record(
-            UploadRequest::decode(&bytes[..]).unwrap(),
-            &vin(),
-            Admitted::default(),
-            &config,
-            &Window::new(&config, SystemTime::now()),
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        let err = raw_upload(&bytes).err().unwrap();
         assert!(err.contains("not a well-formed"), "{err}");
     }
 
