@@ -17,7 +17,7 @@ use crate::consent::{Admitted, ConsentCheck};
 use crate::dedup::{Claim, Deduplicator};
 use crate::limits::VehicleRateLimit;
 use crate::metrics::{self, Outcome, UploadMetrics};
-use crate::validate::{self, Window};
+use crate::validate::{self, RawUpload, Window};
 use crate::{Error, GatewayConfig, identity, trace_context};
 
 pub const MESSAGE_ID_HEADER: &str = "inland-message-id";
@@ -71,65 +71,64 @@ impl IngestService {
     /// Handles one upload end to end, in a `gateway.upload` span continuing the
     /// vehicle's trace, and answers with its ack. The span never names the vehicle or the
     /// message.
-    async fn handle(&self, vin: &Vin, parent: Option<&str>, req: UploadRequest) -> UploadAck {
+    ///
+    /// The checks, which need no waiting, run before the future is made: it then holds the
+    /// record, not the request as well, and one span rather than two nested futures. Each
+    /// upload's future is allocated and moved; this took it from 2064 to 952 bytes.
+    fn handle<'a>(
+        &'a self,
+        vin: &'a Vin,
+        parent: Option<&'a str>,
+        req: UploadRequest,
+    ) -> impl Future<Output = UploadAck> + 'a {
         let span = tracing::info_span!("gateway.upload", outcome = tracing::field::Empty);
         if let Some(parent) = parent {
             // Fails only when no OpenTelemetry layer is installed; nothing is exported then.
             let _ = span.set_parent(trace::parent_from_traceparent(parent));
         }
-        let ack = self
-            .handle_in_span(vin, parent, req)
-            .instrument(span.clone())
-            .await;
-        let outcome = match AckStatus::try_from(ack.status) {
-            Ok(AckStatus::Accepted) => "accepted",
-            Ok(AckStatus::Duplicate) => "duplicate",
-            _ => "rejected",
-        };
-        span.record("outcome", outcome);
-        ack
-    }
-
-    async fn handle_in_span(
-        &self,
-        vin: &Vin,
-        parent: Option<&str>,
-        req: UploadRequest,
-    ) -> UploadAck {
         let started = Instant::now();
         let message_id = req.message_id.clone();
-        match self.store(vin, parent, req).await {
-            Ok(outcome) => {
-                self.inner.metrics.acked(outcome, started.elapsed());
-                let status = match outcome {
-                    Outcome::Accepted => AckStatus::Accepted,
-                    Outcome::Duplicate => AckStatus::Duplicate,
-                };
-                UploadAck {
-                    message_id,
-                    status: status.into(),
-                    code: 0,
-                    reason: String::new(),
+        // Outside the span: the checks log nothing, and entering it costs.
+        let checked = self.check(vin, req);
+        async move {
+            let stored = match checked {
+                Ok(checked) => self.store(vin, parent, checked).await,
+                Err(e) => Err(e),
+            };
+            let (ack, outcome) = match stored {
+                Ok(outcome) => {
+                    self.inner.metrics.acked(outcome, started.elapsed());
+                    let (status, name) = match outcome {
+                        Outcome::Accepted => (AckStatus::Accepted, "accepted"),
+                        Outcome::Duplicate => (AckStatus::Duplicate, "duplicate"),
+                    };
+                    let ack = UploadAck {
+                        message_id,
+                        status: status.into(),
+                        code: 0,
+                        reason: String::new(),
+                    };
+                    (ack, name)
                 }
-            }
-            Err(e) => {
-                metrics::upload_rejected(&e, started.elapsed());
-                UploadAck {
-                    message_id,
-                    status: AckStatus::Rejected.into(),
-                    code: e.code().grpc() as i32,
-                    reason: e.to_string(),
+                Err(e) => {
+                    metrics::upload_rejected(&e, started.elapsed());
+                    let ack = UploadAck {
+                        message_id,
+                        status: AckStatus::Rejected.into(),
+                        code: e.code().grpc() as i32,
+                        reason: e.to_string(),
+                    };
+                    (ack, "rejected")
                 }
-            }
+            };
+            tracing::Span::current().record("outcome", outcome);
+            ack
         }
+        .instrument(span)
     }
 
-    async fn store(
-        &self,
-        vin: &Vin,
-        parent: Option<&str>,
-        req: UploadRequest,
-    ) -> Result<Outcome, Error> {
+    /// Rate, consent and validity: everything about an upload that needs no waiting.
+    fn check(&self, vin: &Vin, req: UploadRequest) -> Result<Checked, Error> {
         let config = &self.inner.config;
         self.inner.rate.check(vin)?;
         // Before validation: data of a category without consent is not even inspected.
@@ -143,6 +142,16 @@ impl IngestService {
         let now = SystemTime::now();
         let window = Window::new(config, now);
         let upload = validate::to_raw_record(req, vin, admitted, config, &window)?;
+        Ok(Checked { upload, now })
+    }
+
+    async fn store(
+        &self,
+        vin: &Vin,
+        parent: Option<&str>,
+        Checked { upload, now }: Checked,
+    ) -> Result<Outcome, Error> {
+        let config = &self.inner.config;
         let owner = match self.inner.dedup.claim(vin, &upload.message_id).await {
             Claim::Duplicate => return Ok(Outcome::Duplicate),
             Claim::Owner(owner) => owner,
@@ -182,6 +191,12 @@ impl IngestService {
             }
         }
     }
+}
+
+/// An upload that passed [`IngestService::check`], and when it was checked.
+struct Checked {
+    upload: RawUpload,
+    now: SystemTime,
 }
 
 type AckStream = Pin<Box<dyn Stream<Item = Result<UploadAck, Status>> + Send>>;
