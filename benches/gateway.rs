@@ -38,6 +38,8 @@ use tokio::sync::Mutex;
 use tonic::transport::Endpoint;
 
 const PARTITIONS: i32 = 6;
+/// Issue 2: the gateway's throughput at least this share of the bare producer's.
+const TARGET_RATIO: f64 = 0.70;
 
 /// The same allocator as the `inland` binary, for both sides of the comparison.
 #[global_allocator]
@@ -492,12 +494,19 @@ async fn main() {
          ({:.2} cores busy in the gateway)",
         gateway_cpu * gw.records as f64 / 1e6 / gw.elapsed.as_secs_f64()
     );
-    // What the machine allows at best: every core busy, the clients and the broker as
-    // measured, and a gateway that cost no more than the bare producer itself.
-    let best = cores as f64 * 1e6 / (clients + broker_cpu + producer);
+    // The broker keeps about the same share of the machine busy at any rate (its produce
+    // requests carry bigger batches as the rate grows: 0.5-0.65 cores on either side), so
+    // it is counted in cores and the clients per record; what the cores leave is what the
+    // gateway may cost per upload to reach the target.
+    let broker_cores = |micros: f64, per_second: f64| micros * per_second / 1e6;
+    let target = TARGET_RATIO * bare.per_second();
+    let budget =
+        (cores as f64 - broker_cores(broker_cpu, gw.per_second())) * 1e6 / target - clients;
     println!(
-        "bound on this machine for a gateway costing what the bare producer does: {best:.0} records/s = {:.2} of bare",
-        best / bare.per_second()
+        "broker busy: {:.2} cores beside the bare producer, {:.2} beside the gateway; \
+         for {TARGET_RATIO} of bare ({target:.0} records/s) the gateway may cost {budget:.1} µs per upload",
+        broker_cores(bare_broker, bare.per_second()),
+        broker_cores(broker_cpu, gw.per_second()),
     );
     println!(
         "gateway peak RSS: {} MiB; uploads not accepted: {not_accepted}",
