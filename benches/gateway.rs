@@ -495,18 +495,17 @@ async fn main() {
         gateway_cpu * gw.records as f64 / 1e6 / gw.elapsed.as_secs_f64()
     );
     // The broker keeps about the same share of the machine busy at any rate (its produce
-    // requests carry bigger batches as the rate grows: 0.5-0.65 cores on either side), so
+    // requests carry bigger batches as the rate grows: 0.4-0.65 cores on either side), so
     // it is counted in cores and the clients per record; what the cores leave is what the
     // gateway may cost per upload to reach the target.
     let broker_cores = |micros: f64, per_second: f64| micros * per_second / 1e6;
+    let beside_gateway = broker_cores(broker_cpu, gw.per_second());
     let target = TARGET_RATIO * bare.per_second();
-    let budget =
-        (cores as f64 - broker_cores(broker_cpu, gw.per_second())) * 1e6 / target - clients;
+    let budget = (cores as f64 - beside_gateway) * 1e6 / target - clients;
     println!(
-        "broker busy: {:.2} cores beside the bare producer, {:.2} beside the gateway; \
+        "broker busy: {:.2} cores beside the bare producer, {beside_gateway:.2} beside the gateway; \
          for {TARGET_RATIO} of bare ({target:.0} records/s) the gateway may cost {budget:.1} µs per upload",
         broker_cores(bare_broker, bare.per_second()),
-        broker_cores(broker_cpu, gw.per_second()),
     );
     println!(
         "gateway peak RSS: {} MiB; uploads not accepted: {not_accepted}",

@@ -16,6 +16,16 @@ pub enum Outcome {
     Duplicate,
 }
 
+impl Outcome {
+    /// Its label on the upload metrics and the `gateway.upload` span.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Duplicate => "duplicate",
+        }
+    }
+}
+
 /// The metrics every accepted upload records, registered once: looked up by name and
 /// labels on every upload they cost ~2 % of the gateway's CPU.
 pub struct UploadMetrics {
@@ -28,26 +38,25 @@ pub struct UploadMetrics {
 impl UploadMetrics {
     /// With the recorder installed at the time of the call.
     pub fn register() -> Self {
-        let counter =
-            |label: &'static str| counter!(UPLOADS_TOTAL, "outcome" => label, "code" => "ok");
-        let latency = |label: &'static str| histogram!(ACK_LATENCY, "outcome" => label);
+        let counter = |outcome: Outcome| counter!(UPLOADS_TOTAL, "outcome" => outcome.label(), "code" => "ok");
+        let latency = |outcome: Outcome| histogram!(ACK_LATENCY, "outcome" => outcome.label());
         Self {
-            accepted: counter("accepted"),
-            duplicate: counter("duplicate"),
-            accepted_latency: latency("accepted"),
-            duplicate_latency: latency("duplicate"),
+            accepted: counter(Outcome::Accepted),
+            duplicate: counter(Outcome::Duplicate),
+            accepted_latency: latency(Outcome::Accepted),
+            duplicate_latency: latency(Outcome::Duplicate),
         }
     }
 
     pub fn acked(&self, outcome: Outcome, latency: Duration) {
-        let (label, count, histogram) = match outcome {
-            Outcome::Accepted => ("accepted", &self.accepted, &self.accepted_latency),
-            Outcome::Duplicate => ("duplicate", &self.duplicate, &self.duplicate_latency),
+        let (count, histogram) = match outcome {
+            Outcome::Accepted => (&self.accepted, &self.accepted_latency),
+            Outcome::Duplicate => (&self.duplicate, &self.duplicate_latency),
         };
         count.increment(1);
         histogram.record(latency.as_secs_f64());
         tracing::trace!(
-            outcome = label,
+            outcome = outcome.label(),
             latency_ms = latency.as_millis() as u64,
             "upload acked"
         );

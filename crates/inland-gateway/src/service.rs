@@ -98,9 +98,9 @@ impl IngestService {
             let (ack, outcome) = match stored {
                 Ok(outcome) => {
                     self.inner.metrics.acked(outcome, started.elapsed());
-                    let (status, name) = match outcome {
-                        Outcome::Accepted => (AckStatus::Accepted, "accepted"),
-                        Outcome::Duplicate => (AckStatus::Duplicate, "duplicate"),
+                    let status = match outcome {
+                        Outcome::Accepted => AckStatus::Accepted,
+                        Outcome::Duplicate => AckStatus::Duplicate,
                     };
                     let ack = UploadAck {
                         message_id,
@@ -108,7 +108,7 @@ impl IngestService {
                         code: 0,
                         reason: String::new(),
                     };
-                    (ack, name)
+                    (ack, outcome.label())
                 }
                 Err(e) => {
                     metrics::upload_rejected(&e, started.elapsed());
