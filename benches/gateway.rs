@@ -9,9 +9,17 @@
 //! in-flight per vehicle (32), BENCH_SECONDS per side (20). Each vehicle's owner grants
 //! telemetry consent through the gateway's ConsentService (as its HMI would) before the
 //! measurement, so every upload passes the consent check, as in a consenting fleet.
+//!
+//! A third side measures the floor under any gateway on this stack: this binary again, as
+//! a server on the gateway's transport (`inland_gateway::transport`: mutual TLS, HTTP/2,
+//! its windows, gRPC with the gateway's codec) that produces the bare producer's record
+//! for every upload with the gateway's Kafka client and acks it once durable, checking,
+//! deduplicating and tracing nothing, under the same load. What it reaches is what the
+//! gateway could reach if its own work were free.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{BufMut, Bytes};
@@ -21,25 +29,36 @@ use inland_benches::{
     cpu_seconds, delete_topics, latency_histogram, peak_rss_mib, percentiles_ms, record,
 };
 use inland_core::Vin;
+use inland_gateway::GatewayTls;
 use inland_proto::consent::v1::consent_service_client::ConsentServiceClient;
 use inland_proto::consent::v1::{
     Category, Channel as ConsentChannel, GrantRequest, Notice, Subject,
 };
+use inland_proto::ingest::v1::in_place::vehicle_ingest_server::{
+    VehicleIngest, VehicleIngestServer,
+};
 use inland_proto::ingest::v1::{
-    AckStatus, Sample, TelemetryBatch, UploadAck, UploadRequest, sample, upload_request,
+    AckStatus, Sample, TelemetryBatch, UploadAck, UploadBatchResponse, UploadRequest, sample,
+    upload_request,
 };
 use inland_proto::pipeline::v1::RawRecord;
-use inland_stage::{KafkaConfig, TopicSpec};
-use inland_tls::{ClientTls, DevCerts};
+use inland_stage::{KafkaConfig, KafkaProducer, Producer, Record, TopicSpec};
+use inland_tls::{ClientTls, DevCerts, ServerTls};
 use prost::Message;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::Mutex;
+use tonic::Status;
 use tonic::transport::Endpoint;
 
 const PARTITIONS: i32 = 6;
 /// Issue 2: the gateway's throughput at least this share of the bare producer's.
 const TARGET_RATIO: f64 = 0.70;
+/// Set (to its port, the certificates' directory and the topic it produces to) when this
+/// binary runs as the floor's server.
+const FLOOR_PORT: &str = "BENCH_FLOOR_PORT";
+const FLOOR_CERTS: &str = "BENCH_FLOOR_CERTS";
+const FLOOR_TOPIC: &str = "BENCH_FLOOR_TOPIC";
 
 /// The same allocator as the `inland` binary, for both sides of the comparison.
 #[global_allocator]
@@ -306,7 +325,116 @@ fn start_gateway(
         .expect("start the gateway")
 }
 
-async fn through_gateway(port: u16, certs: &DevCerts, load: &Load) -> (Result, u64) {
+/// The floor's service: a gateway stripped to what any gateway must do. It receives over
+/// the gateway's transport and, for every upload, produces the bare producer's record (its
+/// key and payload, encoded once up front) with the gateway's Kafka client, and acks once
+/// it is durable; no checks, no dedup, no consent, no tracing, no metrics.
+struct Forward {
+    producer: KafkaProducer,
+    topic: String,
+    payload: Bytes,
+    /// Streams opened so far: each stream is one vehicle and gets its VIN as the key.
+    streams: AtomicUsize,
+}
+
+#[derive(Clone)]
+struct Floor(Arc<Forward>);
+
+#[tonic::async_trait]
+impl VehicleIngest for Floor {
+    type UploadStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = std::result::Result<UploadAck, Status>> + Send>,
+    >;
+
+    async fn upload(
+        &self,
+        request: tonic::Request<
+            tonic::Streaming<inland_proto::ingest::v1::in_place::UploadRequest>,
+        >,
+    ) -> std::result::Result<tonic::Response<Self::UploadStream>, Status> {
+        let n = self.0.streams.fetch_add(1, Ordering::Relaxed);
+        let key = Bytes::from(vins(n + 1)[n].as_str().to_owned());
+        let floor = self.0.clone();
+        let acks = request
+            .into_inner()
+            .map(move |upload| {
+                let (floor, key) = (floor.clone(), key.clone());
+                async move {
+                    let upload = upload?;
+                    let record = Record {
+                        key,
+                        payload: floor.payload.clone(),
+                        headers: Vec::new(),
+                        timestamp_ms: None,
+                    };
+                    floor
+                        .producer
+                        .send(&floor.topic, record)
+                        .await
+                        .map_err(|e| Status::unavailable(e.to_string()))?;
+                    Ok(UploadAck {
+                        message_id: upload.message_id,
+                        status: AckStatus::Accepted as i32,
+                        code: 0,
+                        reason: String::new(),
+                    })
+                }
+            })
+            // More than the load keeps in flight, as the gateway's bound.
+            .buffer_unordered(1024);
+        Ok(tonic::Response::new(Box::pin(acks)))
+    }
+
+    async fn upload_batch(
+        &self,
+        _: tonic::Request<inland_proto::ingest::v1::in_place::UploadBatchRequest>,
+    ) -> std::result::Result<tonic::Response<UploadBatchResponse>, Status> {
+        Err(Status::unimplemented("the floor serves the stream only"))
+    }
+}
+
+/// Runs as the floor's server until killed.
+async fn serve_floor(port: &str, certs: &str, bootstrap: &str, topic: &str) {
+    let certs = DevCerts::new(std::path::Path::new(certs));
+    let tls = GatewayTls::Mutual(ServerTls::from_dev_certs(&certs));
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}"))
+        .await
+        .expect("bind the floor");
+    let forward = Forward {
+        producer: KafkaConfig::new(bootstrap)
+            .producer()
+            .expect("the gateway's Kafka client"),
+        topic: topic.into(),
+        payload: raw_bytes(&vins(1)[0]).into(),
+        streams: AtomicUsize::new(0),
+    };
+    inland_gateway::transport(&tls)
+        .expect("the gateway's transport")
+        .add_service(VehicleIngestServer::new(Floor(Arc::new(forward))))
+        .serve_with_incoming(inland_gateway::accepted(listener))
+        .await
+        .expect("serve the floor");
+}
+
+fn start_floor(certs: &std::path::Path, port: u16, bootstrap: &str, topic: &str) -> Child {
+    Command::new(std::env::current_exe().expect("this bench's path"))
+        .env(FLOOR_PORT, port.to_string())
+        .env(FLOOR_CERTS, certs)
+        .env(FLOOR_TOPIC, topic)
+        .env("INLAND_KAFKA_BOOTSTRAP", bootstrap)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the floor")
+}
+
+/// Drives `load` through the server on `port`; with `grant_consent` each vehicle's consent
+/// is granted first, through the gateway's ConsentService.
+async fn through_gateway(
+    port: u16,
+    certs: &DevCerts,
+    load: &Load,
+    grant_consent: bool,
+) -> (Result, u64) {
     let ca = inland_tls::FleetCa::load(certs).unwrap();
     let hist = Arc::new(Mutex::new(latency_histogram()));
     let payload_len = raw_bytes(&vins(1)[0]).len() as u64;
@@ -322,10 +450,12 @@ async fn through_gateway(port: u16, certs: &DevCerts, load: &Load) -> (Result, u
             .tls_config(tls.config())
             .unwrap();
         let channel = channel.connect().await.expect("connect to the gateway");
-        ConsentServiceClient::new(channel.clone())
-            .grant(grant(&vin))
-            .await
-            .expect("the vehicle's HMI grants telemetry consent");
+        if grant_consent {
+            ConsentServiceClient::new(channel.clone())
+                .grant(grant(&vin))
+                .await
+                .expect("the vehicle's HMI grants telemetry consent");
+        }
         clients.push((vin, tonic::client::Grpc::new(channel)));
     }
     let start = Instant::now();
@@ -416,6 +546,14 @@ async fn wait_for_port(port: u16) {
 
 #[tokio::main]
 async fn main() {
+    if let (Ok(port), Ok(certs), Ok(topic)) = (
+        std::env::var(FLOOR_PORT),
+        std::env::var(FLOOR_CERTS),
+        std::env::var(FLOOR_TOPIC),
+    ) {
+        let bootstrap = std::env::var("INLAND_KAFKA_BOOTSTRAP").expect("the broker");
+        return serve_floor(&port, &certs, &bootstrap, &topic).await;
+    }
     let bootstrap = std::env::var("INLAND_KAFKA_BOOTSTRAP")
         .expect("INLAND_KAFKA_BOOTSTRAP: run scripts/kafka.sh start");
     let kafka = KafkaConfig::new(bootstrap.clone());
@@ -428,10 +566,11 @@ async fn main() {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let (bare_topic, gw_topic, consent_topic) = (
+    let (bare_topic, gw_topic, consent_topic, floor_topic) = (
         format!("inland.bench.bare.{run}"),
         format!("inland.bench.gateway.{run}"),
         format!("inland.bench.consent.{run}"),
+        format!("inland.bench.floor.{run}"),
     );
     let spec = |name: &str| TopicSpec {
         name: name.into(),
@@ -444,7 +583,12 @@ async fn main() {
         ..spec(&consent_topic)
     };
     kafka
-        .ensure_topics(&[spec(&bare_topic), spec(&gw_topic), consent_spec])
+        .ensure_topics(&[
+            spec(&bare_topic),
+            spec(&gw_topic),
+            spec(&floor_topic),
+            consent_spec,
+        ])
         .await
         .expect("create bench topics");
 
@@ -475,7 +619,7 @@ async fn main() {
     bare.print("bare rdkafka producer");
 
     let (bench0, broker0, gw0) = (cpu(me), cpu(broker), cpu(gw_pid));
-    let (gw, not_accepted) = through_gateway(port, &certs, &load).await;
+    let (gw, not_accepted) = through_gateway(port, &certs, &load, true).await;
     let [clients, broker_cpu, gateway_cpu] = micros_per_record(
         gw.records,
         [cpu(me) - bench0, cpu(broker) - broker0, cpu(gw_pid) - gw0],
@@ -511,7 +655,34 @@ async fn main() {
         "gateway peak RSS: {} MiB; uploads not accepted: {not_accepted}",
         rss.map_or("?".into(), |r| format!("{r:.0}"))
     );
-    delete_topics(&bootstrap, &[&bare_topic, &gw_topic, &consent_topic]).await;
+
+    let floor_port = port + 1;
+    let mut floor = start_floor(certs_dir.path(), floor_port, &bootstrap, &floor_topic);
+    wait_for_port(floor_port).await;
+    let floor_pid = Some(floor.id());
+    let (bench0, broker0, floor0) = (cpu(me), cpu(broker), cpu(floor_pid));
+    let (floored, _) = through_gateway(floor_port, &certs, &load, false).await;
+    let [floor_clients, floor_broker, floor_cpu] = micros_per_record(
+        floored.records,
+        [
+            cpu(me) - bench0,
+            cpu(broker) - broker0,
+            cpu(floor_pid) - floor0,
+        ],
+    );
+    floor.kill().ok();
+    floor.wait().ok();
+    floored.print("floor: transport+Kafka");
+    println!(
+        "floor/bare throughput ratio: {:.2} (the gateway's transport and Kafka client alone); \
+         CPU per record: clients {floor_clients:.1} + broker {floor_broker:.1} + floor {floor_cpu:.1} µs",
+        floored.per_second() / bare.per_second()
+    );
+    delete_topics(
+        &bootstrap,
+        &[&bare_topic, &gw_topic, &floor_topic, &consent_topic],
+    )
+    .await;
 }
 
 /// CPU seconds of the processes on one side as µs per accepted record (NaN where a

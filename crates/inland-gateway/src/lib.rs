@@ -31,4 +31,4 @@ mod validate;
 
 pub use config::GatewayConfig;
 pub use error::Error;
-pub use server::{Gateway, GatewayTls};
+pub use server::{Gateway, GatewayTls, accepted, transport};

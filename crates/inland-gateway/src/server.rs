@@ -1,15 +1,16 @@
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{Stream, TryStreamExt};
 use inland_consent::proto::consent_service_server::ConsentServiceServer;
 use inland_consent::{ConsentLedger, ConsentLog};
 use inland_proto::ingest::v1::in_place::vehicle_ingest_server::VehicleIngestServer;
 use inland_stage::Producer;
 use inland_tls::ServerTls;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
@@ -109,10 +110,7 @@ impl Gateway {
     /// finish (each is acked only once durable).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let addr = self.local_addr();
-        let mut builder = Server::builder();
-        if let GatewayTls::Mutual(files) = &self.tls {
-            builder = builder.tls_config(files.load()?)?;
-        }
+        let mut builder = transport(&self.tls)?;
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<VehicleIngestServer<IngestService>>()
@@ -143,24 +141,39 @@ impl Gateway {
             }
         });
         metrics::serving(addr, matches!(self.tls, GatewayTls::Mutual(_)));
-        // Acks are small writes: without TCP_NODELAY, Nagle's algorithm holds them back
-        // until the vehicle's delayed ACK, adding tens of milliseconds to every ack.
-        let incoming = TcpListenerStream::new(self.listener).map_ok(|stream| {
-            let _ = stream.set_nodelay(true);
-            stream
-        });
         let served = builder
-            .initial_stream_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(ingest)
             .add_service(consent)
-            .serve_with_incoming_shutdown(incoming, shutdown)
+            .serve_with_incoming_shutdown(accepted(self.listener), shutdown)
             .await;
         sweeper.abort();
         stop_restating.cancel();
         let _ = restating.await;
         Ok(served?)
     }
+}
+
+/// The transport of every gateway listener: HTTP/2 with the windows above, under mutual TLS
+/// unless plain text on loopback was asked for. Public so that the gateway bench can
+/// measure this transport alone, on the very same settings.
+pub fn transport(tls: &GatewayTls) -> Result<Server, Error> {
+    let builder = Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
+    Ok(match tls {
+        GatewayTls::Mutual(files) => builder.tls_config(files.load()?)?,
+        GatewayTls::LoopbackPlaintext => builder,
+    })
+}
+
+/// The connections `listener` accepts, each with TCP_NODELAY: acks are small writes, and
+/// without it Nagle's algorithm holds them back until the vehicle's delayed ACK, adding
+/// tens of milliseconds to every ack.
+pub fn accepted(listener: TcpListener) -> impl Stream<Item = io::Result<TcpStream>> {
+    TcpListenerStream::new(listener).map_ok(|stream| {
+        let _ = stream.set_nodelay(true);
+        stream
+    })
 }
