@@ -148,9 +148,11 @@ impl Result {
 }
 
 fn vins(n: usize) -> Vec<Vin> {
-    (0..n)
-        .map(|i| Vin::parse(&format!("LBENCH{i:011}")).unwrap())
-        .collect()
+    (0..n).map(vin).collect()
+}
+
+fn vin(i: usize) -> Vin {
+    Vin::parse(&format!("LBENCH{i:011}")).unwrap()
 }
 
 /// One upload as a vehicle sends it: a second of 10 Hz speed and position samples.
@@ -337,7 +339,6 @@ struct Forward {
     streams: AtomicUsize,
 }
 
-#[derive(Clone)]
 struct Floor(Arc<Forward>);
 
 #[tonic::async_trait]
@@ -353,7 +354,7 @@ impl VehicleIngest for Floor {
         >,
     ) -> std::result::Result<tonic::Response<Self::UploadStream>, Status> {
         let n = self.0.streams.fetch_add(1, Ordering::Relaxed);
-        let key = Bytes::from(vins(n + 1)[n].as_str().to_owned());
+        let key = Bytes::from(vin(n).as_str().to_owned());
         let floor = self.0.clone();
         let acks = request
             .into_inner()
@@ -380,7 +381,7 @@ impl VehicleIngest for Floor {
                     })
                 }
             })
-            // More than the load keeps in flight, as the gateway's bound.
+            // More than the load keeps in flight: the vehicles' window bounds it.
             .buffer_unordered(1024);
         Ok(tonic::Response::new(Box::pin(acks)))
     }
@@ -405,7 +406,7 @@ async fn serve_floor(port: &str, certs: &str, bootstrap: &str, topic: &str) {
             .producer()
             .expect("the gateway's Kafka client"),
         topic: topic.into(),
-        payload: raw_bytes(&vins(1)[0]).into(),
+        payload: raw_bytes(&vin(0)).into(),
         streams: AtomicUsize::new(0),
     };
     inland_gateway::transport(&tls)
@@ -437,7 +438,7 @@ async fn through_gateway(
 ) -> (Result, u64) {
     let ca = inland_tls::FleetCa::load(certs).unwrap();
     let hist = Arc::new(Mutex::new(latency_histogram()));
-    let payload_len = raw_bytes(&vins(1)[0]).len() as u64;
+    let payload_len = raw_bytes(&vin(0)).len() as u64;
     let mut clients = Vec::new();
     for vin in vins(load.vehicles) {
         let tls = ClientTls {
