@@ -547,16 +547,15 @@ async fn wait_for_port(port: u16) {
 
 #[tokio::main]
 async fn main() {
+    let bootstrap = std::env::var("INLAND_KAFKA_BOOTSTRAP")
+        .expect("INLAND_KAFKA_BOOTSTRAP: run scripts/kafka.sh start");
     if let (Ok(port), Ok(certs), Ok(topic)) = (
         std::env::var(FLOOR_PORT),
         std::env::var(FLOOR_CERTS),
         std::env::var(FLOOR_TOPIC),
     ) {
-        let bootstrap = std::env::var("INLAND_KAFKA_BOOTSTRAP").expect("the broker");
         return serve_floor(&port, &certs, &bootstrap, &topic).await;
     }
-    let bootstrap = std::env::var("INLAND_KAFKA_BOOTSTRAP")
-        .expect("INLAND_KAFKA_BOOTSTRAP: run scripts/kafka.sh start");
     let kafka = KafkaConfig::new(bootstrap.clone());
     let load = Load {
         vehicles: env_or("BENCH_VEHICLES", 40),
