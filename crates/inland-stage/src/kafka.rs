@@ -97,15 +97,8 @@ impl KafkaConfig {
     /// Joins `group` reading `topics`, from the group's committed offsets (the earliest
     /// record for a new group). Offsets are committed only through [`Consumer::commit`].
     pub fn consumer(&self, group: &str, topics: &[&str]) -> Result<KafkaConsumer, Error> {
-        let mut config = self.client_config(&[("auto.offset.reset", "earliest".to_owned())])?;
-        config
-            .set("group.id", group)
-            .set("enable.auto.commit", "false");
-        if !self.properties.contains_key("statistics.interval.ms") {
-            // How often librdkafka reports consumer lag (see `LagReporter`).
-            config.set("statistics.interval.ms", "10000");
-        }
-        let inner: StreamConsumer<LagReporter> = config
+        let inner: StreamConsumer<LagReporter> = self
+            .consumer_config(group)?
             .create_with_context(LagReporter {
                 group: group.to_owned(),
             })
@@ -114,6 +107,22 @@ impl KafkaConfig {
         Ok(KafkaConsumer {
             inner: Arc::new(inner),
         })
+    }
+
+    fn consumer_config(&self, group: &str) -> Result<ClientConfig, Error> {
+        let mut config = self.client_config(&[
+            ("auto.offset.reset", "earliest".to_owned()),
+            // How often librdkafka reports consumer lag (see `LagReporter`).
+            ("statistics.interval.ms", "10000".to_owned()),
+            // Once its local queue is full, librdkafka waits this long before fetching
+            // again (1 s by default): a stage that drains the queue sooner sat idle, at
+            // about 60 % of the records/s it reaches with 100 ms (docs/BENCHMARKS.md).
+            ("fetch.queue.backoff.ms", "100".to_owned()),
+        ])?;
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false");
+        Ok(config)
     }
 
     /// A client that only asks the cluster for metadata, for readiness checks.
@@ -526,6 +535,23 @@ mod tests {
             refused.to_string().contains("no.such.property"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn consumers_fetch_again_soon_unless_the_operator_says_otherwise() {
+        let mut config = KafkaConfig::new("127.0.0.1:9092");
+        let built = config.consumer_config("g").unwrap();
+        assert_eq!(built.get("fetch.queue.backoff.ms"), Some("100"));
+        assert_eq!(built.get("statistics.interval.ms"), Some("10000"));
+        config
+            .properties
+            .insert("fetch_queue_backoff_ms".into(), "500".into());
+        config
+            .properties
+            .insert("statistics.interval.ms".into(), "0".into());
+        let built = config.consumer_config("g").unwrap();
+        assert_eq!(built.get("fetch.queue.backoff.ms"), Some("500"));
+        assert_eq!(built.get("statistics.interval.ms"), Some("0"));
     }
 
     #[test]
