@@ -543,12 +543,10 @@ mod tests {
         let built = config.consumer_config("g").unwrap();
         assert_eq!(built.get("fetch.queue.backoff.ms"), Some("100"));
         assert_eq!(built.get("statistics.interval.ms"), Some("10000"));
-        config
-            .properties
-            .insert("fetch_queue_backoff_ms".into(), "500".into());
-        config
-            .properties
-            .insert("statistics.interval.ms".into(), "0".into());
+        config.properties.extend([
+            ("fetch_queue_backoff_ms".into(), "500".into()),
+            ("statistics.interval.ms".into(), "0".into()),
+        ]);
         let built = config.consumer_config("g").unwrap();
         assert_eq!(built.get("fetch.queue.backoff.ms"), Some("500"));
         assert_eq!(built.get("statistics.interval.ms"), Some("0"));
