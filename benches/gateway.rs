@@ -6,7 +6,8 @@
 //! bench-gateway` provides both, and the broker's pid (INLAND_KAFKA_PID) so the CPU of
 //! every process on the machine is accounted per record. The gateway runs as its own
 //! process so its peak RSS is its own. Knobs: BENCH_VEHICLES (default 40), BENCH_WINDOW
-//! in-flight per vehicle (32), BENCH_SECONDS per side (20). Each vehicle's owner grants
+//! in-flight per vehicle (32), BENCH_SECONDS per side (20), BENCH_WARMUP (20) seconds of the
+//! bare producer's load before any side, unmeasured. Each vehicle's owner grants
 //! telemetry consent through the gateway's ConsentService (as its HMI would) before the
 //! measurement, so every upload passes the consent check, as in a consenting fleet.
 //!
@@ -611,6 +612,13 @@ async fn main() {
         .and_then(|p| p.parse::<u32>().ok());
     let cpu = |pid: Option<u32>| pid.and_then(cpu_seconds).unwrap_or(f64::NAN);
     let (me, gw_pid) = (Some(std::process::id()), Some(gateway.id()));
+
+    // A broker runs slower for its first seconds after a start; that load falls on no side.
+    let warm_up = Load {
+        duration: Duration::from_secs(env_or("BENCH_WARMUP", 20) as u64),
+        ..load
+    };
+    bare_producer(&kafka, &bare_topic, &warm_up).await;
 
     let (bench0, broker0) = (cpu(me), cpu(broker));
     let bare = bare_producer(&kafka, &bare_topic, &load).await;
