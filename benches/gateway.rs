@@ -613,7 +613,7 @@ async fn main() {
     let cpu = |pid: Option<u32>| pid.and_then(cpu_seconds).unwrap_or(f64::NAN);
     let (me, gw_pid) = (Some(std::process::id()), Some(gateway.id()));
 
-    // A broker runs slower for its first seconds after a start; that load falls on no side.
+    // A freshly started broker is slower for a while: most of that now falls on no side.
     let warm_up = Load {
         duration: Duration::from_secs(env_or("BENCH_WARMUP", 20) as u64),
         ..load
